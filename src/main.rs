@@ -1,1 +1,85 @@
-fn main() {}
+//! The `sluice` binary: parses the command line, sets up logging, binds, and serves.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit status for a bad configuration (EX_CONFIG).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A WebSocket gateway shaped by WebAssembly plugins"
+)]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, short, global = true, default_value = "gateway.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration and load every plugin, without serving.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = match sluice::config::load(&cli.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "{} error(s) in {}",
+                errors.errors.len(),
+                cli.config.display()
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    runtime.block_on(async move {
+        match cli.command {
+            Some(Command::Check) => match sluice::server::Gateway::build(config).await {
+                Ok(gateway) => {
+                    println!(
+                        "{}: ok ({} route(s))",
+                        cli.config.display(),
+                        gateway.routes.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            },
+            None => {
+                let listener = match tokio::net::TcpListener::bind(&config.server.listen).await {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        eprintln!("cannot listen on {}: {e}", config.server.listen);
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match sluice::serve(listener, config, sluice::shutdown::signals()).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        ExitCode::from(EXIT_CONFIG)
+                    }
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,13 @@
+//! `gateway.toml`: strict types with documented defaults, human-readable units, and a
+//! loader that reports every error at once, each with its key and line.
+
+mod load;
+mod model;
+mod units;
+mod validate;
+
+pub use load::{ConfigError, ConfigErrors, load, parse};
+pub use model::{
+    ApiConfig, ChannelConfig, Config, FailurePolicy, PluginConfig, RouteConfig, ServerConfig,
+};
+pub use units::{ByteSize, Duration};

@@ -1,0 +1,156 @@
+//! The typed shape of `gateway.toml`. Every field documents its TOML line and default.
+
+use super::units::{ByteSize, Duration};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A whole, validated `gateway.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// `[server]`: listener, limits and connection lifecycle.
+    pub server: ServerConfig,
+    /// `[api]`: the backend publish API; absent means the API is off (404).
+    pub api: Option<ApiConfig>,
+    /// `[plugins.NAME]`: every plugin that routes may chain, by name.
+    pub plugins: BTreeMap<String, PluginConfig>,
+    /// `[[routes]]`: WebSocket paths and their plugin chains, in order.
+    pub routes: Vec<RouteConfig>,
+    /// `[[channels]]`: per-pattern channel options; the first matching entry wins.
+    pub channels: Vec<ChannelConfig>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// `listen = "127.0.0.1:8080"`: the address `sluice` binds (the default shown).
+    pub listen: String,
+    /// `max_connections = 10000`: further upgrades get HTTP 503 before the handshake.
+    pub max_connections: usize,
+    /// `max_message_size = "64KiB"`: a larger client frame or message closes with 1009.
+    pub max_message_size: ByteSize,
+    /// `send_queue = "1MiB"`: bytes queued for one client before it counts as a slow
+    /// consumer and is closed with 4008.
+    pub send_queue: ByteSize,
+    /// `handshake_timeout = "10s"`: time allowed from TCP accept to a complete upgrade.
+    pub handshake_timeout: Duration,
+    /// `heartbeat_interval = "25s"`: how often the gateway pings each client.
+    pub heartbeat_interval: Duration,
+    /// `client_timeout = "60s"`: a client from which nothing arrives for this long is closed.
+    pub client_timeout: Duration,
+    /// `max_channels_per_connection = 128`: further subscribes get a `limit` error.
+    pub max_channels_per_connection: usize,
+    /// `shutdown_grace = "10s"`: time given to flush queues and close clients on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            max_connections: 10_000,
+            max_message_size: ByteSize(64 * 1024),
+            send_queue: ByteSize(1024 * 1024),
+            handshake_timeout: Duration::secs(10),
+            heartbeat_interval: Duration::secs(25),
+            client_timeout: Duration::secs(60),
+            max_channels_per_connection: 128,
+            shutdown_grace: Duration::secs(10),
+        }
+    }
+}
+
+/// `[api]`: `POST /api/publish` for backends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// `keys = ["${SLUICE_API_KEY}"]`: accepted `Authorization: Bearer` keys; required.
+    pub keys: Vec<String>,
+    /// `route = "/ws"`: whose inbound chain backend messages pass; default the first route.
+    pub route: Option<String>,
+}
+
+/// What happens to a call when a plugin traps, times out or runs out of memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailurePolicy {
+    /// Refuse: reject the connection, deny the subscription, drop the message (default).
+    #[default]
+    FailClosed,
+    /// Skip the failed plugin as if it had passed.
+    FailOpen,
+}
+
+/// `[plugins.NAME]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// `path = "plugins/target/wasm32-wasip2/release/enrich.wasm"`, relative to the
+    /// config file's folder; required.
+    pub path: PathBuf,
+    /// `on_error = "fail-closed"` or `"fail-open"` (default `fail-closed`).
+    #[serde(default)]
+    pub on_error: FailurePolicy,
+    /// `deadline = "20ms"`: CPU time one hook call may take (default 20 ms).
+    #[serde(default = "default_deadline")]
+    pub deadline: Duration,
+    /// `memory = "32MiB"`: linear memory one instance may grow to (default 32 MiB).
+    #[serde(default = "default_memory")]
+    pub memory: ByteSize,
+    /// `instances = 4`: instances of this plugin; connections are sharded across them.
+    #[serde(default = "default_instances")]
+    pub instances: usize,
+    /// `config = { ... }`: any table, handed to the plugin's `init` as JSON (default `{}`).
+    #[serde(default)]
+    pub config: Option<toml::Value>,
+}
+
+fn default_deadline() -> Duration {
+    Duration::millis(20)
+}
+
+fn default_memory() -> ByteSize {
+    ByteSize(32 * 1024 * 1024)
+}
+
+fn default_instances() -> usize {
+    4
+}
+
+/// `[[routes]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// `path = "/ws"`: the HTTP path clients upgrade on; required, starts with `/`.
+    pub path: String,
+    /// `plugins = ["jwt-auth", "enrich"]`: names from `[plugins]`, run in this order.
+    #[serde(default)]
+    pub plugins: Vec<String>,
+}
+
+/// `[[channels]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// `pattern = "news.*"`: a channel name, or a prefix ending in `*`; required.
+    pub pattern: String,
+    /// `history_size = 100`: messages kept for recovery (default 0: no history).
+    #[serde(default)]
+    pub history_size: usize,
+    /// `history_ttl = "5m"`: how long a message stays recoverable (default 5 minutes).
+    #[serde(default = "default_history_ttl")]
+    pub history_ttl: Duration,
+    /// `exclude_publisher = true`: a client does not receive its own publications
+    /// (default `true`).
+    #[serde(default = "default_true")]
+    pub exclude_publisher: bool,
+}
+
+fn default_history_ttl() -> Duration {
+    Duration::secs(300)
+}
+
+fn default_true() -> bool {
+    true
+}

@@ -1,0 +1,148 @@
+//! Checks that span sections: routes name known plugins, values make sense together.
+
+use super::load::Spans;
+use super::model::Config;
+use std::collections::HashSet;
+use std::ops::Range;
+
+/// Reports every cross-field problem through `report(span, key, message)`.
+pub(super) fn check(
+    config: &Config,
+    spans: &Spans,
+    report: &mut dyn FnMut(Range<usize>, &str, String),
+) {
+    let server = &config.server;
+    let at = spans.server.clone();
+    if server.listen.parse::<std::net::SocketAddr>().is_err() {
+        report(
+            at.clone(),
+            "server.listen",
+            format!(
+                "`{}` is not an address such as \"127.0.0.1:8080\"",
+                server.listen
+            ),
+        );
+    }
+    if server.max_connections == 0 {
+        report(
+            at.clone(),
+            "server.max_connections",
+            "must be at least 1".into(),
+        );
+    }
+    if server.heartbeat_interval.0.is_zero() {
+        report(
+            at.clone(),
+            "server.heartbeat_interval",
+            "must be longer than 0s".into(),
+        );
+    }
+    if server.client_timeout.0 <= server.heartbeat_interval.0 {
+        report(
+            at.clone(),
+            "server.client_timeout",
+            "must be longer than heartbeat_interval".into(),
+        );
+    }
+    if server.send_queue.0 < server.max_message_size.0 {
+        report(
+            at,
+            "server.send_queue",
+            "must hold at least one message of max_message_size".into(),
+        );
+    }
+
+    for (name, span) in &spans.plugins {
+        let plugin = &config.plugins[name];
+        let key = |field: &str| format!("plugins.{name}.{field}");
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            report(
+                span.clone(),
+                &format!("plugins.{name}"),
+                "a plugin name may hold only letters, digits, `-` and `_`".into(),
+            );
+        }
+        if plugin.instances == 0 {
+            report(span.clone(), &key("instances"), "must be at least 1".into());
+        }
+        if plugin.deadline.0.is_zero() {
+            report(
+                span.clone(),
+                &key("deadline"),
+                "must be longer than 0s".into(),
+            );
+        }
+        if plugin.memory.0 < 1 << 20 {
+            report(span.clone(), &key("memory"), "must be at least 1MiB".into());
+        }
+    }
+
+    let mut paths = HashSet::new();
+    for (i, (route, span)) in config.routes.iter().zip(&spans.routes).enumerate() {
+        if !route.path.starts_with('/') {
+            report(
+                span.clone(),
+                &format!("routes[{i}].path"),
+                format!("`{}` must start with `/`", route.path),
+            );
+        }
+        if route.path.starts_with("/api/") {
+            report(
+                span.clone(),
+                &format!("routes[{i}].path"),
+                "paths under /api/ are the gateway's own".into(),
+            );
+        }
+        if !paths.insert(route.path.as_str()) {
+            report(
+                span.clone(),
+                &format!("routes[{i}].path"),
+                format!("`{}` is already a route", route.path),
+            );
+        }
+        for plugin in &route.plugins {
+            if !config.plugins.contains_key(plugin) {
+                report(
+                    span.clone(),
+                    &format!("routes[{i}].plugins"),
+                    format!("no plugin named `{plugin}` in [plugins]"),
+                );
+            }
+        }
+    }
+    if config.routes.is_empty() {
+        report(
+            0..0,
+            "routes",
+            "no routes: add a `[[routes]]` with a `path`".into(),
+        );
+    }
+
+    if let Some(api) = &config.api {
+        if api.keys.is_empty() || api.keys.iter().any(String::is_empty) {
+            report(
+                spans.api.clone(),
+                "api.keys",
+                "needs at least one key, none of them empty".into(),
+            );
+        }
+        if let Some(route) = &api.route
+            && !config.routes.iter().any(|r| &r.path == route)
+        {
+            report(
+                spans.api.clone(),
+                "api.route",
+                format!("no route with path `{route}`"),
+            );
+        }
+    }
+
+    for (i, (channel, span)) in config.channels.iter().zip(&spans.channels).enumerate() {
+        if let Err(why) = crate::protocol::check_channel(&channel.pattern) {
+            report(span.clone(), &format!("channels[{i}].pattern"), why);
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Host bindings generated from `wit/plugin.wit`, the one source of truth.
+
+#![expect(missing_docs, reason = "generated code; the WIT file documents it")]
+
+wasmtime::component::bindgen!({
+    path: "wit",
+    world: "plugin",
+});
+
+pub use exports::sluice::plugin::handler::{
+    ConnectVerdict, InboundVerdict, OutboundVerdict, SubscribeVerdict,
+};
+pub use sluice::plugin::types::{
+    Audience, CloseFrame, ConnectRequest, Connection, DisconnectReason, Hooks, Identity,
+    InboundMessage, Origin, OutboundMessage, Rejection,
+};

@@ -1,0 +1,71 @@
+//! What a plugin instance may reach: logging into `tracing` under its name, a clock,
+//! and WASI with no files, environment, sockets or inherited stdio.
+
+use super::bindings::sluice::plugin::host::{Host, Level};
+use std::sync::Arc;
+use wasmtime::StoreLimits;
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+/// The data a plugin's store carries.
+pub struct HostState {
+    plugin: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// The store's memory, table and instance caps.
+    pub limits: StoreLimits,
+}
+
+impl HostState {
+    /// A state for one instance of `plugin`, capped by `limits`.
+    pub fn new(plugin: Arc<str>, limits: StoreLimits) -> Self {
+        // The builder grants nothing by default: no preopened dirs, no env, no
+        // args, no network, stdio connected to nothing.
+        Self {
+            plugin,
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl Host for HostState {
+    fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
+        let plugin = &*self.plugin;
+        let fields = Fields(&fields);
+        match level {
+            Level::Trace => tracing::trace!(plugin, %fields, "{message}"),
+            Level::Debug => tracing::debug!(plugin, %fields, "{message}"),
+            Level::Info => tracing::info!(plugin, %fields, "{message}"),
+            Level::Warn => tracing::warn!(plugin, %fields, "{message}"),
+            Level::Error => tracing::error!(plugin, %fields, "{message}"),
+        }
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        now.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+impl super::bindings::sluice::plugin::types::Host for HostState {}
+
+struct Fields<'a>(&'a [(String, String)]);
+
+impl std::fmt::Display for Fields<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            write!(f, "{}{k}={v:?}", if i == 0 { "" } else { " " })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,11 @@
+//! Plugins: the WIT bindings, the shared engine, sandboxed instances, and the chains
+//! that routes run them in.
+
+pub mod bindings;
+mod chain;
+mod engine;
+mod host;
+mod sandbox;
+
+pub use chain::{Chain, Inbound, Outbound, Refusal};
+pub use sandbox::{Failure, LoadError, Sandbox, Stats};

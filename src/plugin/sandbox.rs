@@ -1,0 +1,227 @@
+//! One loaded plugin: its prepared component, instances sharded by connection, CPU
+//! deadlines and memory caps, and rebuilding with back-off after a failed call.
+
+use super::bindings::{Hooks, Plugin, PluginPre};
+use super::engine::{prepare, ticks};
+use super::host::HostState;
+use crate::config::{FailurePolicy, PluginConfig};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::{Store, StoreLimitsBuilder, Trap};
+
+/// Why a plugin could not be loaded; each names the plugin, the file and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin `{plugin}` ({file}): {reason}")]
+pub struct LoadError {
+    /// The plugin's name in `gateway.toml`.
+    pub plugin: String,
+    /// The component file.
+    pub file: String,
+    /// What went wrong, for example `cannot read: No such file or directory`.
+    pub reason: String,
+}
+
+/// A failed hook call; the chain applies the plugin's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The call ran past its CPU deadline.
+    Timeout,
+    /// The guest trapped (panic, out of memory, bad output…).
+    Trap,
+    /// The instance crashed repeatedly and is backing off before the next rebuild.
+    BackingOff,
+}
+
+/// Counters for one plugin, kept for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Hook calls made.
+    pub calls: AtomicU64,
+    /// Calls that trapped or could not run.
+    pub failures: AtomicU64,
+    /// Calls cut off at their deadline.
+    pub timeouts: AtomicU64,
+}
+
+struct Live {
+    store: Store<HostState>,
+    plugin: Plugin,
+}
+
+#[derive(Default)]
+struct Shard {
+    live: Option<Live>,
+    crashes: u32,
+    last_crash: Option<Instant>,
+}
+
+/// Crashes within this window count towards back-off; a quiet window forgets them.
+const CRASH_WINDOW: Duration = Duration::from_secs(10);
+/// Rebuilds allowed in a window before back-off starts.
+const FREE_REBUILDS: u32 = 3;
+/// The longest wait before another rebuild.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+impl Shard {
+    fn crashed(&mut self, now: Instant) {
+        self.live = None;
+        let recent = self.last_crash.is_some_and(|t| now - t < CRASH_WINDOW);
+        self.crashes = if recent { self.crashes + 1 } else { 1 };
+        self.last_crash = Some(now);
+    }
+
+    fn backing_off(&self, now: Instant) -> bool {
+        let Some(last) = self.last_crash else {
+            return false;
+        };
+        let over = self.crashes.saturating_sub(FREE_REBUILDS);
+        over > 0
+            && now - last < (Duration::from_millis(10) * 2u32.saturating_pow(over)).min(MAX_BACKOFF)
+    }
+}
+
+/// A plugin ready to be called from any connection.
+pub struct Sandbox {
+    /// The plugin's name in `gateway.toml`.
+    pub name: Arc<str>,
+    /// The hooks it declared at `init`.
+    pub hooks: Hooks,
+    /// What to do when a call fails.
+    pub policy: FailurePolicy,
+    /// Counters for metrics.
+    pub stats: Stats,
+    pre: PluginPre<HostState>,
+    init_config: String,
+    deadline: u64,
+    memory: usize,
+    shards: Box<[Mutex<Shard>]>,
+}
+
+impl Sandbox {
+    /// Compiles `config.path`, runs `init` on a first instance and keeps it.
+    pub fn load(name: &str, config: &PluginConfig) -> Result<Self, LoadError> {
+        let fail = |reason: String| LoadError {
+            plugin: name.into(),
+            file: config.path.display().to_string(),
+            reason,
+        };
+        let bytes = std::fs::read(&config.path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let pre = prepare(&bytes)
+            .map_err(|e| fail(format!("not a loadable sluice:plugin component: {e:#}")))?;
+        let init_config = match &config.config {
+            Some(value) => {
+                serde_json::to_string(value).map_err(|e| fail(format!("config: {e}")))?
+            }
+            None => "{}".into(),
+        };
+        let mut sandbox = Self {
+            name: name.into(),
+            hooks: Hooks::empty(),
+            policy: config.on_error,
+            stats: Stats::default(),
+            pre,
+            init_config,
+            deadline: ticks(config.deadline.0),
+            memory: config.memory.bytes(),
+            shards: (0..config.instances).map(|_| Mutex::default()).collect(),
+        };
+        let (live, hooks) = sandbox.instantiate().map_err(fail)?;
+        sandbox.hooks = hooks;
+        sandbox.shards[0]
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .live = Some(live);
+        Ok(sandbox)
+    }
+
+    fn instantiate(&self) -> Result<(Live, Hooks), String> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.memory)
+            .instances(16)
+            .tables(16)
+            .memories(16)
+            .table_elements(1 << 16)
+            .build();
+        let mut store = Store::new(
+            super::engine::engine(),
+            HostState::new(self.name.clone(), limits),
+        );
+        store.limiter(|s| &mut s.limits);
+        // `init` may do real work (parse config, build tables): it gets ten deadlines.
+        store.set_epoch_deadline(self.deadline.saturating_mul(10));
+        let plugin = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| format!("instantiate: {e:#}"))?;
+        let hooks = plugin
+            .sluice_plugin_handler()
+            .call_init(&mut store, &self.init_config);
+        match hooks {
+            Ok(Ok(hooks)) => Ok((Live { store, plugin }, hooks)),
+            Ok(Err(message)) => Err(format!("init refused its config: {message}")),
+            Err(e) => Err(format!("init failed: {e:#}")),
+        }
+    }
+
+    /// Runs `f` on the instance for `key` (a connection id) under the CPU deadline.
+    /// A failed call drops the instance; the next call rebuilds it, after a back-off
+    /// when it keeps crashing.
+    pub fn call<R>(
+        &self,
+        key: u64,
+        hook: &'static str,
+        f: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, Failure> {
+        let index = usize::try_from(key % self.shards.len() as u64).unwrap_or(0);
+        let mut shard = self.shards[index].lock().unwrap_or_else(|e| e.into_inner());
+        self.stats.calls.fetch_add(1, Relaxed);
+        let now = Instant::now();
+        if shard.live.is_none() {
+            if shard.backing_off(now) {
+                self.stats.failures.fetch_add(1, Relaxed);
+                return Err(Failure::BackingOff);
+            }
+            match self.instantiate() {
+                Ok((live, _)) => shard.live = Some(live),
+                Err(reason) => {
+                    tracing::warn!(
+                        plugin = &*self.name,
+                        hook,
+                        reason,
+                        "plugin instance could not be rebuilt"
+                    );
+                    shard.crashed(now);
+                    self.stats.failures.fetch_add(1, Relaxed);
+                    return Err(Failure::Trap);
+                }
+            }
+        }
+        let Some(live) = shard.live.as_mut() else {
+            return Err(Failure::Trap);
+        };
+        live.store.set_epoch_deadline(self.deadline);
+        match f(&live.plugin, &mut live.store) {
+            Ok(value) => Ok(value),
+            Err(error) => {
+                let failure = match error.downcast_ref::<Trap>() {
+                    Some(Trap::Interrupt) => Failure::Timeout,
+                    _ => Failure::Trap,
+                };
+                shard.crashed(now);
+                self.stats.failures.fetch_add(1, Relaxed);
+                if failure == Failure::Timeout {
+                    self.stats.timeouts.fetch_add(1, Relaxed);
+                }
+                tracing::warn!(
+                    plugin = &*self.name,
+                    hook,
+                    ?failure,
+                    error = format!("{error:#}"),
+                    "plugin call failed; its instance will be rebuilt"
+                );
+                Err(failure)
+            }
+        }
+    }
+}

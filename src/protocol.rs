@@ -1,0 +1,229 @@
+//! Client protocol version 1: JSON text frames decoded without copying `data`, and
+//! replies, errors and messages encoded once.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::fmt::Write as _;
+
+/// A decoded client frame; `data` and `id` borrow the frame's text.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Request<'a> {
+    /// `{"op":"subscribe","channel":"news","id":1,"recover":{"epoch":"e1","offset":41}}`
+    Subscribe {
+        /// A channel, or a pattern ending in `*`.
+        channel: String,
+        /// Echoed in the reply.
+        #[serde(borrow)]
+        id: Option<&'a RawValue>,
+        /// The last position the client saw, to receive what it missed.
+        recover: Option<Position>,
+    },
+    /// `{"op":"unsubscribe","channel":"news","id":3}`
+    Unsubscribe {
+        /// As subscribed, pattern included.
+        channel: String,
+        /// Echoed in the reply.
+        #[serde(borrow)]
+        id: Option<&'a RawValue>,
+    },
+    /// `{"op":"publish","channel":"news","data":{...},"id":4}`
+    Publish {
+        /// A channel name, never a pattern.
+        channel: String,
+        /// Any JSON value, passed on byte for byte.
+        #[serde(borrow)]
+        data: &'a RawValue,
+        /// Echoed in the reply.
+        #[serde(borrow)]
+        id: Option<&'a RawValue>,
+    },
+}
+
+/// Where a client last was in a channel's history.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    /// The channel's epoch when the client saw `offset`.
+    pub epoch: String,
+    /// The last offset the client received.
+    pub offset: u64,
+}
+
+/// Why a frame could not be decoded: the code and message of the `error` reply.
+#[derive(Debug)]
+pub struct DecodeError<'a> {
+    /// The request id, when the frame was JSON with one.
+    pub id: Option<&'a RawValue>,
+    /// `bad_request` or `unknown_op`.
+    pub code: &'static str,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// Decodes one text frame.
+pub fn decode(text: &str) -> Result<Request<'_>, DecodeError<'_>> {
+    serde_json::from_str(text).map_err(|e| {
+        #[derive(Deserialize)]
+        struct Envelope<'a> {
+            #[serde(borrow)]
+            id: Option<&'a RawValue>,
+            op: Option<String>,
+        }
+        let envelope: Option<Envelope> = serde_json::from_str(text).ok();
+        let id = envelope.as_ref().and_then(|e| e.id);
+        match envelope.and_then(|e| e.op) {
+            Some(op) if !matches!(op.as_str(), "subscribe" | "unsubscribe" | "publish") => {
+                DecodeError {
+                    id,
+                    code: "unknown_op",
+                    message: format!(
+                        "unknown op `{op}` (expected subscribe, unsubscribe or publish)"
+                    ),
+                }
+            }
+            _ => DecodeError {
+                id,
+                code: "bad_request",
+                message: e.to_string(),
+            },
+        }
+    })
+}
+
+/// Longest channel name, in bytes.
+pub const MAX_CHANNEL_LEN: usize = 255;
+
+/// Checks a channel name or pattern: 1 to 255 of `A-Z a-z 0-9 . _ - : @ /`, and
+/// optionally a final `*` that makes it a prefix pattern.
+pub fn check_channel(name: &str) -> Result<(), String> {
+    let body = name.strip_suffix('*').unwrap_or(name);
+    if name.is_empty() || name.len() > MAX_CHANNEL_LEN {
+        return Err(format!("a channel name has 1 to {MAX_CHANNEL_LEN} bytes"));
+    }
+    match body
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-:@/".contains(*c)))
+    {
+        Some(c) => Err(format!(
+            "`{c}` is not allowed in a channel name (use A-Z a-z 0-9 . _ - : @ / and a final *)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether `pattern` (a name, or a prefix ending in `*`) covers `channel`.
+pub fn matches(pattern: &str, channel: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => channel.starts_with(prefix),
+        None => pattern == channel,
+    }
+}
+
+fn push_id(out: &mut String, id: Option<&RawValue>) {
+    if let Some(id) = id {
+        out.push_str(",\"id\":");
+        out.push_str(id.get());
+    }
+}
+
+fn push_str(out: &mut String, text: &str) {
+    // Serializing a str into a String cannot fail.
+    out.push_str(&serde_json::to_string(text).unwrap_or_default());
+}
+
+/// `{"op":"reply","id":ID,"result":RESULT}` where `result` is JSON text.
+pub fn reply(id: Option<&RawValue>, result: &str) -> String {
+    let mut out = String::with_capacity(32 + result.len());
+    out.push_str("{\"op\":\"reply\"");
+    push_id(&mut out, id);
+    out.push_str(",\"result\":");
+    out.push_str(result);
+    out.push('}');
+    out
+}
+
+/// `{"op":"error","id":ID,"code":CODE,"message":MESSAGE}`
+pub fn error(id: Option<&RawValue>, code: &str, message: &str) -> String {
+    let mut out = String::with_capacity(48 + message.len());
+    out.push_str("{\"op\":\"error\"");
+    push_id(&mut out, id);
+    out.push_str(",\"code\":");
+    push_str(&mut out, code);
+    out.push_str(",\"message\":");
+    push_str(&mut out, message);
+    out.push('}');
+    out
+}
+
+/// `{"op":"message","channel":C,"offset":N,"data":DATA,"meta":META}`, encoded once per
+/// message and shared by every recipient; `meta` is left out when unset.
+pub fn message(channel: &str, offset: u64, data: &str, meta: Option<&str>) -> String {
+    let mut out = String::with_capacity(48 + channel.len() + data.len() + meta.map_or(0, str::len));
+    out.push_str("{\"op\":\"message\",\"channel\":");
+    push_str(&mut out, channel);
+    let _ = write!(out, ",\"offset\":{offset},\"data\":");
+    out.push_str(data);
+    if let Some(meta) = meta {
+        out.push_str(",\"meta\":");
+        out.push_str(meta);
+    }
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_publish_keeping_data_bytes() {
+        let text = r#"{"op":"publish","channel":"news","data":{"b": 1,  "a":[2]},"id":"x"}"#;
+        let Ok(Request::Publish { channel, data, id }) = decode(text) else {
+            panic!("not a publish")
+        };
+        assert_eq!(channel, "news");
+        assert_eq!(data.get(), r#"{"b": 1,  "a":[2]}"#);
+        assert_eq!(id.map(RawValue::get), Some(r#""x""#));
+    }
+
+    #[test]
+    fn unknown_op_and_bad_json_are_told_apart() {
+        let e = decode(r#"{"op":"dance","id":7}"#).unwrap_err();
+        assert_eq!((e.code, e.id.map(RawValue::get)), ("unknown_op", Some("7")));
+        assert_eq!(decode("{nope").unwrap_err().code, "bad_request");
+        assert_eq!(
+            decode(r#"{"op":"publish","channel":"a"}"#)
+                .unwrap_err()
+                .code,
+            "bad_request"
+        );
+    }
+
+    #[test]
+    fn channel_rules() {
+        assert!(check_channel("news.sport").is_ok());
+        assert!(check_channel("news.*").is_ok());
+        assert!(check_channel("").is_err());
+        assert!(check_channel("a b").is_err());
+        assert!(check_channel("a*b").is_err());
+        assert!(matches("news.*", "news.sport") && !matches("news.*", "weather"));
+    }
+
+    #[test]
+    fn encodes_frames() {
+        let id = RawValue::from_string("4".into()).unwrap();
+        assert_eq!(
+            reply(Some(&id), r#"{"offset":1}"#),
+            r#"{"op":"reply","id":4,"result":{"offset":1}}"#
+        );
+        assert_eq!(
+            error(None, "forbidden", "no \"x\""),
+            r#"{"op":"error","code":"forbidden","message":"no \"x\""}"#
+        );
+        assert_eq!(
+            message("c", 2, "[1]", None),
+            r#"{"op":"message","channel":"c","offset":2,"data":[1]}"#
+        );
+    }
+}
