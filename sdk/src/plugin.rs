@@ -20,7 +20,8 @@ use crate::{
 pub trait Plugin: Sized + 'static {
     /// Builds the plugin from its `config` table in `gateway.toml`, as JSON.
     ///
-    /// A plugin without a `config` table gets an empty object. An `Err` fails the plugin's
+    /// A plugin without a `config` table gets an empty object (so does config text that is
+    /// empty or `null`). An `Err` fails the plugin's
     /// load and the gateway shows the message, so name the bad key and value; [`from_config`]
     /// does that for a `serde` struct.
     fn init(config: Value) -> Result<Self, String>;
