@@ -1,0 +1,67 @@
+//! `wasi-probe` sandbox fixture: tries the filesystem, environment and network through std (so through WASI) when a message carries the trigger, and replaces the data with what each attempt got.
+//!
+//! Config (shown as JSON): `{"trigger": "<string>"}`. Declares only `on-inbound`, and
+//! passes every message whose `data` does not contain the trigger.
+
+use serde::Deserialize;
+use sluice_plugin_sdk::prelude::*;
+use sluice_plugin_sdk::serde_json::Value;
+
+/// The fixture and its config.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasiProbe {
+    /// Misbehave only on messages whose `data` contains this non-empty string.
+    trigger: String,
+}
+
+impl Plugin for WasiProbe {
+    fn init(config: Value) -> Result<Self, String> {
+        let fixture: WasiProbe = from_config(config)?;
+        if fixture.trigger.is_empty() {
+            return Err("`trigger` must not be empty".into());
+        }
+        Ok(fixture)
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::ON_INBOUND
+    }
+
+    fn on_inbound(&mut self, message: &InboundMessage) -> InboundVerdict {
+        if !message.data.contains(&self.trigger) {
+            return InboundVerdict::Pass;
+        }
+        let report = probe();
+        host::info("wasi probe ran", &[("report", &report)]);
+        InboundVerdict::Replace(report.to_string())
+    }
+}
+
+sluice_plugin_sdk::export!(WasiProbe);
+
+/// Tries each ambient capability through std and reports the outcome as JSON:
+/// `{"file": "error: …" | "ok: read N bytes", "env": null | {"HOME": …, "PATH": …},
+/// "socket": "error: …" | "ok: connected"}`.
+fn probe() -> Value {
+    use sluice_plugin_sdk::serde_json::{Map, json};
+
+    let file = match std::fs::read("/etc/passwd") {
+        Ok(bytes) => format!("ok: read {} bytes", bytes.len()),
+        Err(error) => format!("error: {error}"),
+    };
+    let env: Map<String, Value> = ["HOME", "PATH"]
+        .into_iter()
+        .filter_map(|name| Some((name.to_owned(), Value::from(std::env::var(name).ok()?))))
+        .collect();
+    let env = if env.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(env)
+    };
+    let socket = match std::net::TcpStream::connect(("127.0.0.1", 1)) {
+        Ok(_) => "ok: connected".to_owned(),
+        Err(error) => format!("error: {error}"),
+    };
+    json!({ "file": file, "env": env, "socket": socket })
+}
