@@ -17,6 +17,9 @@ struct Cli {
     /// The configuration file.
     #[arg(long, short, global = true, default_value = "gateway.toml")]
     config: PathBuf,
+    /// Listen on this address instead of `server.listen` (`127.0.0.1:0` picks a port).
+    #[arg(long)]
+    listen: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -36,7 +39,12 @@ fn main() -> ExitCode {
         )
         .init();
     let config = match sluice::config::load(&cli.config) {
-        Ok(config) => config,
+        Ok(mut config) => {
+            if let Some(listen) = cli.listen {
+                config.server.listen = listen;
+            }
+            config
+        }
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!(

@@ -6,15 +6,13 @@ use serde_json::value::RawValue;
 use std::fmt::Write as _;
 
 /// A decoded client frame; `data` and `id` borrow the frame's text.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Debug)]
 pub enum Request<'a> {
     /// `{"op":"subscribe","channel":"news","id":1,"recover":{"epoch":"e1","offset":41}}`
     Subscribe {
         /// A channel, or a pattern ending in `*`.
         channel: String,
         /// Echoed in the reply.
-        #[serde(borrow)]
         id: Option<&'a RawValue>,
         /// The last position the client saw, to receive what it missed.
         recover: Option<Position>,
@@ -24,7 +22,6 @@ pub enum Request<'a> {
         /// As subscribed, pattern included.
         channel: String,
         /// Echoed in the reply.
-        #[serde(borrow)]
         id: Option<&'a RawValue>,
     },
     /// `{"op":"publish","channel":"news","data":{...},"id":4}`
@@ -32,12 +29,24 @@ pub enum Request<'a> {
         /// A channel name, never a pattern.
         channel: String,
         /// Any JSON value, passed on byte for byte.
-        #[serde(borrow)]
         data: &'a RawValue,
         /// Echoed in the reply.
-        #[serde(borrow)]
         id: Option<&'a RawValue>,
     },
+}
+
+/// Every field any op may carry; `decode` checks which each op needs. (Serde's tagged
+/// enums buffer their content, which would copy `data` and cannot hold a `RawValue`.)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Frame<'a> {
+    op: Option<String>,
+    channel: Option<String>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    recover: Option<Position>,
 }
 
 /// Where a client last was in a channel's history.
@@ -63,32 +72,60 @@ pub struct DecodeError<'a> {
 
 /// Decodes one text frame.
 pub fn decode(text: &str) -> Result<Request<'_>, DecodeError<'_>> {
-    serde_json::from_str(text).map_err(|e| {
+    let frame: Frame = serde_json::from_str(text).map_err(|e| {
         #[derive(Deserialize)]
-        struct Envelope<'a> {
+        struct Id<'a> {
             #[serde(borrow)]
             id: Option<&'a RawValue>,
-            op: Option<String>,
         }
-        let envelope: Option<Envelope> = serde_json::from_str(text).ok();
-        let id = envelope.as_ref().and_then(|e| e.id);
-        match envelope.and_then(|e| e.op) {
-            Some(op) if !matches!(op.as_str(), "subscribe" | "unsubscribe" | "publish") => {
-                DecodeError {
-                    id,
-                    code: "unknown_op",
-                    message: format!(
-                        "unknown op `{op}` (expected subscribe, unsubscribe or publish)"
-                    ),
-                }
-            }
-            _ => DecodeError {
+        let id = serde_json::from_str::<Id>(text).ok().and_then(|e| e.id);
+        DecodeError {
+            id,
+            code: "bad_request",
+            message: e.to_string(),
+        }
+    })?;
+    let id = frame.id;
+    let bad = |message: String| DecodeError {
+        id,
+        code: "bad_request",
+        message,
+    };
+    let op = frame.op.ok_or_else(|| bad("missing `op`".into()))?;
+    let channel = frame
+        .channel
+        .ok_or_else(|| bad(format!("`{op}` needs a `channel`")));
+    let extra = |field: &str| bad(format!("`{op}` takes no `{field}`"));
+    match op.as_str() {
+        "subscribe" if frame.data.is_some() => Err(extra("data")),
+        "subscribe" => Ok(Request::Subscribe {
+            channel: channel?,
+            id,
+            recover: frame.recover,
+        }),
+        "unsubscribe" if frame.data.is_some() => Err(extra("data")),
+        "unsubscribe" if frame.recover.is_some() => Err(extra("recover")),
+        "unsubscribe" => Ok(Request::Unsubscribe {
+            channel: channel?,
+            id,
+        }),
+        "publish" if frame.recover.is_some() => Err(extra("recover")),
+        "publish" => {
+            let data = frame
+                .data
+                .ok_or_else(|| bad("`publish` needs `data`".into()))?;
+            Ok(Request::Publish {
+                channel: channel?,
+                data,
                 id,
-                code: "bad_request",
-                message: e.to_string(),
-            },
+            })
         }
-    })
+        _ => Err(DecodeError {
+            id,
+            code: "unknown_op",
+            message: format!("unknown op `{op}` (expected subscribe, unsubscribe or publish)"),
+        }),
+    }
 }
 
 /// Longest channel name, in bytes.

@@ -207,8 +207,9 @@ fn section_array(
     }
 }
 
-/// Replaces `${NAME}` in every string with the environment variable `NAME`, so that
-/// secrets need not be written in the file.
+/// Replaces `${NAME}` in every string with the environment variable `NAME`, or with
+/// `default` for `${NAME:-default}` when it is unset or empty, so that secrets need
+/// not be written in the file.
 fn substitute_env(c: &mut Collector, key: &str, value: &mut Spanned<DeValue>) {
     let span = value.span();
     match value.get_mut() {
@@ -237,9 +238,17 @@ fn expand(text: &str) -> Result<String, String> {
         let Some(len) = rest[start..].find('}') else {
             break;
         };
-        let name = &rest[start + 2..start + len];
+        let inner = &rest[start + 2..start + len];
+        let (name, default) = match inner.split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (inner, None),
+        };
         out.push_str(&rest[..start]);
-        out.push_str(&std::env::var(name).map_err(|_| name.to_owned())?);
+        match (std::env::var(name), default) {
+            (Ok(value), _) if !value.is_empty() => out.push_str(&value),
+            (_, Some(default)) => out.push_str(default),
+            _ => return Err(name.to_owned()),
+        }
         rest = &rest[start + len + 1..];
     }
     out.push_str(rest);

@@ -1,0 +1,240 @@
+//! Test harness: builds the wasm plugins once, starts the gateway in-process on port
+//! 0, and speaks protocol v1 through real WebSocket clients.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Longest a test waits for something that should happen; a failsafe, not a pacing.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds every plugin under `plugins/` for `wasm32-wasip2` once per test process,
+/// installing the target first if it is missing; returns the folder of `.wasm` files.
+pub fn plugins() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let installed = std::process::Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2"))
+            .unwrap_or(false);
+        if !installed {
+            let status = std::process::Command::new("rustup")
+                .args(["target", "add", "wasm32-wasip2"])
+                .status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "rustup target add wasm32-wasip2 failed"
+            );
+        }
+        let status = std::process::Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(root().join("plugins/Cargo.toml"))
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .status()
+            .expect("running cargo to build the plugins");
+        assert!(status.success(), "building the plugins failed");
+        root().join("plugins/target/wasm32-wasip2/release")
+    })
+}
+
+/// A wasm plugin by file stem, for example `jwt_auth`.
+pub fn wasm(name: &str) -> PathBuf {
+    plugins().join(format!("{name}.wasm"))
+}
+
+/// The demo JWT secret used by test configs.
+pub const SECRET: &str = "test-secret";
+
+/// Mints an HS256 JWT with these claims.
+pub fn token(claims: Value) -> String {
+    token_with(SECRET, claims)
+}
+
+/// Mints an HS256 JWT signed with `secret`.
+pub fn token_with(secret: &str, claims: Value) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let body = b64.encode(claims.to_string());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{header}.{body}").as_bytes());
+    format!(
+        "{header}.{body}.{}",
+        b64.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Seconds since the Unix epoch, for `exp` claims.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A gateway running in this process.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), sluice::ServeError>>,
+}
+
+impl Gateway {
+    /// Starts a gateway from config text; `{wasm}` in it stands for the plugin folder.
+    pub async fn start(config: &str) -> Self {
+        let text = config.replace("{wasm}", &plugins().display().to_string());
+        let config = sluice::config::parse(&text)
+            .unwrap_or_else(|e| panic!("test config is invalid: {e:?}"));
+        Self::start_with(config).await
+    }
+
+    /// Starts a gateway from a parsed config.
+    pub async fn start_with(config: sluice::Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(sluice::serve(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// `ws://addr{path}`
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// Begins a graceful shutdown and waits for `serve` to return.
+    pub async fn shutdown(mut self) -> Result<(), sluice::ServeError> {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(PATIENCE, &mut self.task)
+            .await
+            .expect("serve returns")
+            .unwrap()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Connects a real WebSocket client; `Err` carries the HTTP status of a refusal.
+pub async fn try_connect(url: &str, bearer: Option<&str>) -> Result<Ws, (u16, String)> {
+    let mut request = url.into_client_request().unwrap();
+    if let Some(token) = bearer {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    match tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("connect in time")
+    {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::Error::Http(response)) => {
+            let body = response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            Err((response.status().as_u16(), body))
+        }
+        Err(e) => panic!("connect failed: {e}"),
+    }
+}
+
+/// Connects and panics on refusal.
+pub async fn connect(url: &str, bearer: Option<&str>) -> Ws {
+    try_connect(url, bearer)
+        .await
+        .unwrap_or_else(|(status, body)| panic!("refused with {status}: {body}"))
+}
+
+/// Sends one JSON frame.
+pub async fn send(ws: &mut Ws, frame: Value) {
+    ws.send(Message::text(frame.to_string())).await.unwrap();
+}
+
+/// The next JSON text frame, skipping pings and pongs.
+pub async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        let next = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("a frame in time");
+        match next.expect("connection open").expect("a frame") {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// The close frame's code, skipping anything before it.
+pub async fn closed(ws: &mut Ws) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("close in time")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+/// Subscribes and returns the reply's `result`.
+pub async fn subscribe(ws: &mut Ws, channel: &str) -> Value {
+    send(ws, json!({"op": "subscribe", "channel": channel, "id": 1})).await;
+    let reply = recv(ws).await;
+    assert_eq!(
+        reply["op"], "reply",
+        "subscribe to {channel} failed: {reply}"
+    );
+    reply["result"].clone()
+}
+
+/// Publishes and returns the reply (a `reply` or an `error`).
+pub async fn publish(ws: &mut Ws, channel: &str, data: Value) -> Value {
+    send(
+        ws,
+        json!({"op": "publish", "channel": channel, "data": data, "id": 2}),
+    )
+    .await;
+    recv(ws).await
+}
