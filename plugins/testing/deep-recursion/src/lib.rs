@@ -1,7 +1,7 @@
 //! `deep-recursion` sandbox fixture: recurses without bound when a message carries the trigger.
 //!
-//! Config (shown as JSON): `{"trigger": "<string>"}`. Declares only `on-inbound`, and
-//! passes every message whose `data` does not contain the trigger.
+//! Config (shown as JSON): `{"trigger": "<string>"}`. Declares only `on-inbound`, and passes
+//! every message whose `data` does not contain the trigger.
 
 use serde::Deserialize;
 use sluice_plugin_sdk::prelude::*;

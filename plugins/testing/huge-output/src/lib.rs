@@ -1,7 +1,8 @@
-//! `huge-output` sandbox fixture: replaces the data with a ~64 MiB JSON string when a message carries the trigger.
+//! `huge-output` sandbox fixture: replaces the data with a ~64 MiB JSON string when a message
+//! carries the trigger.
 //!
-//! Config (shown as JSON): `{"trigger": "<string>"}`. Declares only `on-inbound`, and
-//! passes every message whose `data` does not contain the trigger.
+//! Config (shown as JSON): `{"trigger": "<string>"}`. Declares only `on-inbound`, and passes
+//! every message whose `data` does not contain the trigger.
 
 use serde::Deserialize;
 use sluice_plugin_sdk::prelude::*;

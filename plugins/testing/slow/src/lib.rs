@@ -1,7 +1,8 @@
-//! `slow` sandbox fixture: spins on the host clock for `millis` when a message carries the trigger, then passes.
+//! `slow` sandbox fixture: spins on the host clock for `millis` when a message carries the
+//! trigger, then passes.
 //!
-//! Config (shown as JSON): `{"trigger": "<string>", "millis": <ms>}`. Declares only `on-inbound`, and
-//! passes every message whose `data` does not contain the trigger.
+//! Config (shown as JSON): `{"trigger": "<string>", "millis": <ms>}`. Declares only
+//! `on-inbound`, and passes every message whose `data` does not contain the trigger.
 
 use serde::Deserialize;
 use sluice_plugin_sdk::prelude::*;

@@ -1,7 +1,9 @@
-//! `wasi-probe` sandbox fixture: tries the filesystem, environment and network through std (so through WASI) when a message carries the trigger, and replaces the data with what each attempt got.
+//! `wasi-probe` sandbox fixture: tries the filesystem, environment, network and wall clock
+//! through std (so through WASI) when a message carries the trigger, and replaces the data with
+//! what each attempt got.
 //!
-//! Config (shown as JSON): `{"trigger": "<string>"}`. Declares only `on-inbound`, and
-//! passes every message whose `data` does not contain the trigger.
+//! Config (shown as JSON): `{"trigger": "<string>"}`. Declares only `on-inbound`, and passes
+//! every message whose `data` does not contain the trigger.
 
 use serde::Deserialize;
 use sluice_plugin_sdk::prelude::*;
@@ -42,7 +44,7 @@ sluice_plugin_sdk::export!(WasiProbe);
 
 /// Tries each ambient capability through std and reports the outcome as JSON:
 /// `{"file": "error: …" | "ok: read N bytes", "env": null | {"HOME": …, "PATH": …},
-/// "socket": "error: …" | "ok: connected"}`.
+/// "socket": "error: …" | "ok: connected", "clock": "ok: N ms since the epoch" | "error: …"}`.
 fn probe() -> Value {
     use sluice_plugin_sdk::serde_json::{Map, json};
 
@@ -63,5 +65,10 @@ fn probe() -> Value {
         Ok(_) => "ok: connected".to_owned(),
         Err(error) => format!("error: {error}"),
     };
-    json!({ "file": file, "env": env, "socket": socket })
+    // Not a WIT capability either: `now-ms` is the plugin's clock.
+    let clock = match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(since_epoch) => format!("ok: {} ms since the epoch", since_epoch.as_millis()),
+        Err(error) => format!("error: {error}"),
+    };
+    json!({ "file": file, "env": env, "socket": socket, "clock": clock })
 }
