@@ -47,11 +47,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
         file: file.clone(),
-        errors: vec![ConfigError {
-            line: 0,
-            key: String::new(),
-            message: format!("cannot read: {e}"),
-        }],
+        errors: vec![ConfigError { line: 0, key: String::new(), message: format!("cannot read: {e}") }],
     })?;
     let mut config = parse(&text).map_err(|errors| ConfigErrors { file, errors })?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -64,50 +60,72 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 struct Collector<'s> {
     text: &'s str,
     errors: Vec<ConfigError>,
+    /// Every dotted key in the file with the spans of its key and its value.
+    keys: Vec<(String, Range<usize>, Range<usize>)>,
 }
 
 impl Collector<'_> {
+    /// Records an error; a key written in the file is reported at its own line.
     fn push(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
-        let line = self.text[..span.start.min(self.text.len())]
-            .matches('\n')
-            .count()
-            + 1;
-        self.errors.push(ConfigError {
-            line,
-            key: key.into(),
-            message: message.into(),
-        });
+        let at = self.keys.iter().find(|(k, ..)| k == key).map_or(span.start, |(_, k, _)| k.start);
+        let line = self.text[..at.min(self.text.len())].matches('\n').count() + 1;
+        self.errors.push(ConfigError { line, key: key.into(), message: message.into() });
     }
 
-    /// Deserializes one value, turning a failure into an error at the failing span.
+    /// Deserializes one value, turning a failure into an error at the failing span,
+    /// named by the innermost key that holds it.
     fn typed<T: DeserializeOwned>(&mut self, key: &str, value: Spanned<DeValue>) -> Option<T> {
         let whole = value.span();
         T::deserialize(ValueDeserializer::from(value))
             .map_err(|e| {
                 let span = e.span().unwrap_or(whole);
-                self.push(span, key, e.message().trim().replace('\n', " "))
+                let inside = |r: &Range<usize>| r.start <= span.start && span.start < r.end.max(r.start + 1);
+                let named = self
+                    .keys
+                    .iter()
+                    .filter(|(k, key_span, value_span)| {
+                        k.starts_with(key) && (inside(key_span) || inside(value_span))
+                    })
+                    .max_by_key(|(k, ..)| k.len())
+                    .map_or_else(|| key.to_owned(), |(k, ..)| k.clone());
+                self.push(span, &named, e.message().trim().replace('\n', " "))
             })
             .ok()
     }
 }
 
+/// Lists every key under `prefix` with its spans, descending into tables and arrays.
+fn index(prefix: &str, table: &DeTable, out: &mut Vec<(String, Range<usize>, Range<usize>)>) {
+    for (key, value) in table {
+        let name = key.get_ref();
+        let dotted = if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
+        out.push((dotted.clone(), key.span(), value.span()));
+        match value.get_ref() {
+            DeValue::Table(inner) => index(&dotted, inner, out),
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let DeValue::Table(inner) = item.get_ref() {
+                        index(&format!("{dotted}[{i}]"), inner, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Parses config text; on failure returns every error found, sorted by line.
 pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
-    let mut c = Collector {
-        text,
-        errors: Vec::new(),
-    };
+    let mut c = Collector { text, errors: Vec::new(), keys: Vec::new() };
     let (doc, syntax) = DeTable::parse_recoverable(text);
     for e in syntax {
-        c.push(
-            e.span().unwrap_or(0..0),
-            "",
-            e.message().trim().replace('\n', " "),
-        );
+        c.push(e.span().unwrap_or(0..0), "", e.message().trim().replace('\n', " "));
     }
     if !c.errors.is_empty() {
         return Err(c.errors);
     }
+    index("", doc.get_ref(), &mut c.keys);
+    index("", doc.get_ref(), &mut c.keys);
     let mut config = Config::default();
     let mut spans = Spans::default();
     for (key, mut value) in doc.into_inner() {
@@ -138,16 +156,12 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
                 spans.channels.push(span);
                 Some(())
             }),
-            other => c.push(
-                key_span,
-                other,
-                "unknown section (expected server, api, plugins, routes or channels)",
-            ),
+            other => {
+                c.push(key_span, other, "unknown section (expected server, api, plugins, routes or channels)")
+            }
         }
     }
-    super::validate::check(&config, &spans, &mut |span, key, message| {
-        c.push(span, key, message)
-    });
+    super::validate::check(&config, &spans, &mut |span, key, message| c.push(span, key, message));
     if c.errors.is_empty() {
         Ok(config)
     } else {
@@ -178,11 +192,7 @@ fn section_table(
                 let _ = each(c, name.get_ref(), name.span(), entry);
             }
         }
-        _ => c.push(
-            span,
-            "plugins",
-            "expected a table of plugins, `[plugins.NAME]`",
-        ),
+        _ => c.push(span, "plugins", "expected a table of plugins, `[plugins.NAME]`"),
     }
 }
 
@@ -199,11 +209,7 @@ fn section_array(
                 let _ = each(c, &format!("{section}[{i}]"), item.span(), item.clone());
             }
         }
-        _ => c.push(
-            span,
-            section,
-            format!("expected an array of tables, `[[{section}]]`"),
-        ),
+        _ => c.push(span, section, format!("expected an array of tables, `[[{section}]]`")),
     }
 }
 
@@ -215,11 +221,7 @@ fn substitute_env(c: &mut Collector, key: &str, value: &mut Spanned<DeValue>) {
     match value.get_mut() {
         DeValue::String(s) if s.contains("${") => match expand(s) {
             Ok(expanded) => *s = expanded.into(),
-            Err(name) => c.push(
-                span,
-                key,
-                format!("environment variable `{name}` is not set"),
-            ),
+            Err(name) => c.push(span, key, format!("environment variable `{name}` is not set")),
         },
         DeValue::Array(items) => items.iter_mut().for_each(|v| substitute_env(c, key, v)),
         DeValue::Table(table) => {

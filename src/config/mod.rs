@@ -7,7 +7,5 @@ mod units;
 mod validate;
 
 pub use load::{ConfigError, ConfigErrors, load, parse};
-pub use model::{
-    ApiConfig, ChannelConfig, Config, FailurePolicy, PluginConfig, RouteConfig, ServerConfig,
-};
+pub use model::{ApiConfig, ChannelConfig, Config, FailurePolicy, PluginConfig, RouteConfig, ServerConfig};
 pub use units::{ByteSize, Duration};

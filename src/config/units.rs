@@ -32,9 +32,7 @@ impl Duration {
 
 fn split_number(text: &str) -> Option<(u64, &str)> {
     let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let number = text[..digits].parse().ok()?;
     Some((number, text[digits..].trim()))
 }
@@ -88,20 +86,14 @@ impl<T> de::Visitor<'_> for Visitor<T> {
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Visitor(
-            parse_size,
-            "a size such as \"64KiB\", \"1MiB\" or a number of bytes",
-        );
+        let v = Visitor(parse_size, "a size such as \"64KiB\", \"1MiB\" or a number of bytes");
         d.deserialize_any(v).map(ByteSize)
     }
 }
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Visitor(
-            parse_duration,
-            "a duration such as \"250ms\", \"30s\", \"5m\" or \"1h\"",
-        );
+        let v = Visitor(parse_duration, "a duration such as \"250ms\", \"30s\", \"5m\" or \"1h\"");
         d.deserialize_str(v).map(Duration)
     }
 }
@@ -116,14 +108,8 @@ mod tests {
         assert_eq!(parse_size("1MiB"), Some(1 << 20));
         assert_eq!(parse_size("10"), Some(10));
         assert_eq!(parse_size("3 parsecs"), None);
-        assert_eq!(
-            parse_duration("250ms"),
-            Some(std::time::Duration::from_millis(250))
-        );
-        assert_eq!(
-            parse_duration("5m"),
-            Some(std::time::Duration::from_secs(300))
-        );
+        assert_eq!(parse_duration("250ms"), Some(std::time::Duration::from_millis(250)));
+        assert_eq!(parse_duration("5m"), Some(std::time::Duration::from_secs(300)));
         assert_eq!(parse_duration("5"), None);
     }
 }

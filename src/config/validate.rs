@@ -6,59 +6,33 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 /// Reports every cross-field problem through `report(span, key, message)`.
-pub(super) fn check(
-    config: &Config,
-    spans: &Spans,
-    report: &mut dyn FnMut(Range<usize>, &str, String),
-) {
+pub(super) fn check(config: &Config, spans: &Spans, report: &mut dyn FnMut(Range<usize>, &str, String)) {
     let server = &config.server;
     let at = spans.server.clone();
     if server.listen.parse::<std::net::SocketAddr>().is_err() {
         report(
             at.clone(),
             "server.listen",
-            format!(
-                "`{}` is not an address such as \"127.0.0.1:8080\"",
-                server.listen
-            ),
+            format!("`{}` is not an address such as \"127.0.0.1:8080\"", server.listen),
         );
     }
     if server.max_connections == 0 {
-        report(
-            at.clone(),
-            "server.max_connections",
-            "must be at least 1".into(),
-        );
+        report(at.clone(), "server.max_connections", "must be at least 1".into());
     }
     if server.heartbeat_interval.0.is_zero() {
-        report(
-            at.clone(),
-            "server.heartbeat_interval",
-            "must be longer than 0s".into(),
-        );
+        report(at.clone(), "server.heartbeat_interval", "must be longer than 0s".into());
     }
     if server.client_timeout.0 <= server.heartbeat_interval.0 {
-        report(
-            at.clone(),
-            "server.client_timeout",
-            "must be longer than heartbeat_interval".into(),
-        );
+        report(at.clone(), "server.client_timeout", "must be longer than heartbeat_interval".into());
     }
     if server.send_queue.0 < server.max_message_size.0 {
-        report(
-            at,
-            "server.send_queue",
-            "must hold at least one message of max_message_size".into(),
-        );
+        report(at, "server.send_queue", "must hold at least one message of max_message_size".into());
     }
 
     for (name, span) in &spans.plugins {
         let plugin = &config.plugins[name];
         let key = |field: &str| format!("plugins.{name}.{field}");
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             report(
                 span.clone(),
                 &format!("plugins.{name}"),
@@ -69,11 +43,7 @@ pub(super) fn check(
             report(span.clone(), &key("instances"), "must be at least 1".into());
         }
         if plugin.deadline.0.is_zero() {
-            report(
-                span.clone(),
-                &key("deadline"),
-                "must be longer than 0s".into(),
-            );
+            report(span.clone(), &key("deadline"), "must be longer than 0s".into());
         }
         if plugin.memory.0 < 1 << 20 {
             report(span.clone(), &key("memory"), "must be at least 1MiB".into());
@@ -114,29 +84,17 @@ pub(super) fn check(
         }
     }
     if config.routes.is_empty() {
-        report(
-            0..0,
-            "routes",
-            "no routes: add a `[[routes]]` with a `path`".into(),
-        );
+        report(0..0, "routes", "no routes: add a `[[routes]]` with a `path`".into());
     }
 
     if let Some(api) = &config.api {
         if api.keys.is_empty() || api.keys.iter().any(String::is_empty) {
-            report(
-                spans.api.clone(),
-                "api.keys",
-                "needs at least one key, none of them empty".into(),
-            );
+            report(spans.api.clone(), "api.keys", "needs at least one key, none of them empty".into());
         }
         if let Some(route) = &api.route
             && !config.routes.iter().any(|r| &r.path == route)
         {
-            report(
-                spans.api.clone(),
-                "api.route",
-                format!("no route with path `{route}`"),
-            );
+            report(spans.api.clone(), "api.route", format!("no route with path `{route}`"));
         }
     }
 

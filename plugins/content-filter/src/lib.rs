@@ -64,10 +64,7 @@ impl Plugin for ContentFilter {
         if blocked {
             host::debug(
                 "blocked word",
-                &[
-                    ("channel", &message.channel),
-                    ("origin", &format_args!("{:?}", message.origin)),
-                ],
+                &[("channel", &message.channel), ("origin", &format_args!("{:?}", message.origin))],
             );
             InboundVerdict::Drop("message contains a blocked word".into())
         } else {
@@ -86,9 +83,9 @@ impl ContentFilter {
         match value {
             Value::String(text) => self.blocked_in_text(text),
             Value::Array(items) => items.iter().any(|item| self.blocked_in_value(item)),
-            Value::Object(object) => object
-                .iter()
-                .any(|(key, item)| self.blocked_in_text(key) || self.blocked_in_value(item)),
+            Value::Object(object) => {
+                object.iter().any(|(key, item)| self.blocked_in_text(key) || self.blocked_in_value(item))
+            }
             Value::Null | Value::Bool(_) | Value::Number(_) => false,
         }
     }
@@ -106,12 +103,7 @@ mod tests {
     }
 
     fn inbound(data: &str) -> InboundMessage {
-        InboundMessage {
-            origin: Origin::Client,
-            connection: None,
-            channel: "chat".into(),
-            data: data.into(),
-        }
+        InboundMessage { origin: Origin::Client, connection: None, channel: "chat".into(), data: data.into() }
     }
 
     #[test]
@@ -120,34 +112,17 @@ mod tests {
         let dropped = InboundVerdict::Drop("message contains a blocked word".into());
         assert_eq!(plugin.on_inbound(&inbound(r#""buy SPAM now""#)), dropped);
         assert_eq!(plugin.on_inbound(&inbound(r#"{"text":"a ScAm"}"#)), dropped);
-        assert_eq!(
-            plugin.on_inbound(&inbound(r#"{"nested":[{"x":"scammer"}]}"#)),
-            dropped
-        );
-        assert_eq!(
-            plugin.on_inbound(&inbound(r#"{"spam":1}"#)),
-            dropped,
-            "keys count too"
-        );
-        assert_eq!(
-            plugin.on_inbound(&inbound(r#""sp\u0061m""#)),
-            dropped,
-            "escapes decoded"
-        );
-        assert_eq!(
-            plugin.on_inbound(&inbound(r#"{"text":"hello"}"#)),
-            InboundVerdict::Pass
-        );
+        assert_eq!(plugin.on_inbound(&inbound(r#"{"nested":[{"x":"scammer"}]}"#)), dropped);
+        assert_eq!(plugin.on_inbound(&inbound(r#"{"spam":1}"#)), dropped, "keys count too");
+        assert_eq!(plugin.on_inbound(&inbound(r#""sp\u0061m""#)), dropped, "escapes decoded");
+        assert_eq!(plugin.on_inbound(&inbound(r#"{"text":"hello"}"#)), InboundVerdict::Pass);
         assert_eq!(plugin.on_inbound(&inbound("12345")), InboundVerdict::Pass);
     }
 
     #[test]
     fn oversized_data_is_dropped_with_its_size() {
         let mut plugin = filter(json!({ "words": [], "max_size": 10 }));
-        assert_eq!(
-            plugin.on_inbound(&inbound(r#""12345678""#)),
-            InboundVerdict::Pass
-        );
+        assert_eq!(plugin.on_inbound(&inbound(r#""12345678""#)), InboundVerdict::Pass);
         assert_eq!(
             plugin.on_inbound(&inbound(r#""123456789""#)),
             InboundVerdict::Drop("message data is 11 bytes, over the limit of 10 bytes".into())

@@ -27,16 +27,12 @@ impl Plugin for Enrich {
 
     fn on_outbound(&mut self, message: &OutboundMessage) -> OutboundVerdict {
         let mut meta = message.meta_json().unwrap_or_else(|error| {
-            host::warn(
-                "existing meta replaced",
-                &[("channel", &message.channel), ("error", &error)],
-            );
+            host::warn("existing meta replaced", &[("channel", &message.channel), ("error", &error)]);
             Some(Object::new())
         });
         let meta = meta.get_or_insert_with(Object::new);
-        let publisher = message.publisher.as_ref().map_or(Value::Null, |identity| {
-            Value::from(identity.subject.as_str())
-        });
+        let publisher =
+            message.publisher.as_ref().map_or(Value::Null, |identity| Value::from(identity.subject.as_str()));
         meta.insert("publisher".into(), publisher);
         meta.insert("ts".into(), Value::from(host::now_ms()));
         OutboundVerdict::pass().with_meta_json(meta)
@@ -57,10 +53,7 @@ mod tests {
             offset: 7,
             data: r#"{"headline":"hi"}"#.into(),
             meta: meta.map(str::to_owned),
-            publisher: publisher.map(|subject| Identity {
-                subject: subject.into(),
-                claims: "{}".into(),
-            }),
+            publisher: publisher.map(|subject| Identity { subject: subject.into(), claims: "{}".into() }),
         }
     }
 
@@ -72,10 +65,7 @@ mod tests {
     fn adds_publisher_and_time() {
         set_now_ms(Some(1_234));
         let verdict = Enrich.on_outbound(&outbound(None, Some("alice")));
-        assert_eq!(
-            meta_of(&verdict),
-            json!({ "publisher": "alice", "ts": 1_234 })
-        );
+        assert_eq!(meta_of(&verdict), json!({ "publisher": "alice", "ts": 1_234 }));
         assert_eq!(verdict.data, None, "data untouched");
         assert_eq!(verdict.audience, Audience::Everyone);
     }
@@ -84,10 +74,7 @@ mod tests {
     fn merges_into_existing_meta() {
         set_now_ms(Some(99));
         let verdict = Enrich.on_outbound(&outbound(Some(r#"{"trace":"x","ts":1}"#), None));
-        assert_eq!(
-            meta_of(&verdict),
-            json!({ "trace": "x", "publisher": null, "ts": 99 })
-        );
+        assert_eq!(meta_of(&verdict), json!({ "trace": "x", "publisher": null, "ts": 99 }));
     }
 
     #[test]

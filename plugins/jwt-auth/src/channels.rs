@@ -64,10 +64,7 @@ mod tests {
         assert!(channels.allows("chat.lobby"));
         assert!(!channels.allows("news.sport"));
         assert!(!channels.allows("new"));
-        assert!(
-            !channels.allows("news*"),
-            "an exact entry grants no pattern"
-        );
+        assert!(!channels.allows("news*"), "an exact entry grants no pattern");
     }
 
     #[test]
@@ -95,10 +92,7 @@ mod tests {
     fn claim_must_be_a_list_of_strings() {
         let claims = |value: Value| json!({ "channels": value }).as_object().unwrap().clone();
         assert_eq!(Channels::from_claims(&Map::new()), Ok(Channels::Any));
-        assert_eq!(
-            Channels::from_claims(&claims(json!(["a", "b.*"]))),
-            Ok(only(&["a", "b.*"]))
-        );
+        assert_eq!(Channels::from_claims(&claims(json!(["a", "b.*"]))), Ok(only(&["a", "b.*"])));
         assert!(Channels::from_claims(&claims(json!("news"))).is_err());
         assert!(Channels::from_claims(&claims(json!(["news", 1]))).is_err());
         assert_eq!(Channels::from_claims(&claims(json!([]))), Ok(only(&[])));

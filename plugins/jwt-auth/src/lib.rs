@@ -40,12 +40,8 @@ impl Plugin for JwtAuth {
         let config: Config = from_config(config)?;
         match config.secret {
             None => Err("jwt-auth: `secret` is required (the HS256 key)".to_owned()),
-            Some(secret) if secret.is_empty() => {
-                Err("jwt-auth: `secret` must not be empty".to_owned())
-            }
-            Some(secret) => Ok(JwtAuth {
-                secret: secret.into_bytes(),
-            }),
+            Some(secret) if secret.is_empty() => Err("jwt-auth: `secret` must not be empty".to_owned()),
+            Some(secret) => Ok(JwtAuth { secret: secret.into_bytes() }),
         }
     }
 
@@ -67,10 +63,7 @@ impl Plugin for JwtAuth {
         };
         match token::verify(&token, &self.secret, host::now_ms()) {
             Ok(verified) => {
-                host::debug(
-                    "token accepted",
-                    &[("conn", &conn), ("sub", &verified.subject)],
-                );
+                host::debug("token accepted", &[("conn", &conn), ("sub", &verified.subject)]);
                 ConnectVerdict::Accept(Some(Identity {
                     subject: verified.subject,
                     claims: Value::Object(verified.claims).to_string(),
@@ -103,10 +96,7 @@ impl Plugin for JwtAuth {
 
 fn reject(conn: u64, reason: &str) -> ConnectVerdict {
     host::info("token rejected", &[("conn", &conn), ("reason", &reason)]);
-    ConnectVerdict::Reject(Rejection {
-        status: 401,
-        reason: reason.to_owned(),
-    })
+    ConnectVerdict::Reject(Rejection { status: 401, reason: reason.to_owned() })
 }
 
 /// Whether the connection's token grants `channel`; refuses when it cannot tell.

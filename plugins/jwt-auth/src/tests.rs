@@ -34,11 +34,7 @@ fn plugin() -> JwtAuth {
 }
 
 fn connection(identity: Option<Identity>) -> Connection {
-    Connection {
-        id: 42,
-        identity,
-        remote_addr: "10.0.0.1:50000".into(),
-    }
+    Connection { id: 42, identity, remote_addr: "10.0.0.1:50000".into() }
 }
 
 fn request(query: &str, headers: &[(&str, &str)]) -> ConnectRequest {
@@ -47,10 +43,7 @@ fn request(query: &str, headers: &[(&str, &str)]) -> ConnectRequest {
         method: "GET".into(),
         path: "/ws".into(),
         query: query.into(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
+        headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
     }
 }
 
@@ -84,14 +77,9 @@ fn init_requires_a_non_empty_secret() {
     assert_eq!(missing, "jwt-auth: `secret` is required (the HS256 key)");
     let empty = JwtAuth::init(json!({ "secret": "" })).err().unwrap();
     assert_eq!(empty, "jwt-auth: `secret` must not be empty");
-    let unknown = JwtAuth::init(json!({ "secret": "x", "scret": "y" }))
-        .err()
-        .unwrap();
+    let unknown = JwtAuth::init(json!({ "secret": "x", "scret": "y" })).err().unwrap();
     assert!(unknown.contains("unknown field `scret`"), "{unknown}");
-    assert_eq!(
-        plugin().hooks(),
-        Hooks::ON_CONNECT | Hooks::ON_SUBSCRIBE | Hooks::ON_INBOUND
-    );
+    assert_eq!(plugin().hooks(), Hooks::ON_CONNECT | Hooks::ON_SUBSCRIBE | Hooks::ON_INBOUND);
 }
 
 #[test]
@@ -115,13 +103,7 @@ fn token_from_the_query_is_percent_decoded() {
 #[test]
 fn missing_token_is_refused() {
     let rejection = rejection(plugin().on_connect(&request("v=1", &[])));
-    assert_eq!(
-        rejection,
-        Rejection {
-            status: 401,
-            reason: "missing token".into()
-        }
-    );
+    assert_eq!(rejection, Rejection { status: 401, reason: "missing token".into() });
     let basic = rejection_of(request("", &[("authorization", "Basic YTpi")]));
     assert_eq!(basic.reason, "authorization header is not a bearer token");
 }
@@ -132,11 +114,7 @@ fn rejection_of(request: ConnectRequest) -> Rejection {
 
 #[test]
 fn bad_signature_is_refused() {
-    let forged = mint_with(
-        &json!({ "alg": "HS256" }),
-        &json!({ "sub": "alice" }),
-        "guess",
-    );
+    let forged = mint_with(&json!({ "alg": "HS256" }), &json!({ "sub": "alice" }), "guess");
     assert_eq!(rejection_of(with_bearer(&forged)).reason, "bad signature");
 
     // Claims swapped under a valid signature.
@@ -145,13 +123,7 @@ fn bad_signature_is_refused() {
     let parts: Vec<&str> = good.split('.').collect();
     let tampered = format!("{}.{evil}.{}", parts[0], parts[2]);
     let rejection = rejection_of(with_bearer(&tampered));
-    assert_eq!(
-        rejection,
-        Rejection {
-            status: 401,
-            reason: "bad signature".into()
-        }
-    );
+    assert_eq!(rejection, Rejection { status: 401, reason: "bad signature".into() });
 }
 
 #[test]
@@ -159,26 +131,17 @@ fn expired_token_is_refused() {
     let expired = mint(&json!({ "sub": "alice", "exp": NOW_S - 1 }));
     assert_eq!(rejection_of(with_bearer(&expired)).reason, "token expired");
     let expiring_now = mint(&json!({ "sub": "alice", "exp": NOW_S }));
-    assert_eq!(
-        rejection_of(with_bearer(&expiring_now)).reason,
-        "token expired"
-    );
+    assert_eq!(rejection_of(with_bearer(&expiring_now)).reason, "token expired");
     // The same token is fine a second earlier: the host clock decides.
     let mut plugin = plugin();
     set_now_ms(Some(NOW_MS - 1000));
-    assert_eq!(
-        accepted(plugin.on_connect(&with_bearer(&expiring_now))).subject,
-        "alice"
-    );
+    assert_eq!(accepted(plugin.on_connect(&with_bearer(&expiring_now))).subject, "alice");
 }
 
 #[test]
 fn token_before_nbf_is_refused() {
     let early = mint(&json!({ "sub": "alice", "nbf": NOW_S + 30 }));
-    assert_eq!(
-        rejection_of(with_bearer(&early)).reason,
-        "token not valid yet (nbf)"
-    );
+    assert_eq!(rejection_of(with_bearer(&early)).reason, "token not valid yet (nbf)");
 }
 
 #[test]
@@ -188,17 +151,10 @@ fn alg_none_and_other_algs_are_refused() {
     let unsigned = format!("{header}.{claims}.");
     let rejection = rejection_of(with_bearer(&unsigned));
     assert_eq!(rejection.status, 401);
-    assert_eq!(
-        rejection.reason,
-        r#"unsupported token alg "none": only HS256 is accepted"#
-    );
+    assert_eq!(rejection.reason, r#"unsupported token alg "none": only HS256 is accepted"#);
 
     // Signed correctly with the secret, but claiming another algorithm.
-    let hs512 = mint_with(
-        &json!({ "alg": "HS512" }),
-        &json!({ "sub": "alice" }),
-        SECRET,
-    );
+    let hs512 = mint_with(&json!({ "alg": "HS512" }), &json!({ "sub": "alice" }), SECRET);
     assert_eq!(
         rejection_of(with_bearer(&hs512)).reason,
         r#"unsupported token alg "HS512": only HS256 is accepted"#
@@ -212,15 +168,9 @@ fn malformed_tokens_and_claims_are_refused() {
         "malformed token: expected three dot-separated parts"
     );
     let no_sub = mint(&json!({ "name": "alice" }));
-    assert_eq!(
-        rejection_of(with_bearer(&no_sub)).reason,
-        "bad token claims: no sub claim"
-    );
+    assert_eq!(rejection_of(with_bearer(&no_sub)).reason, "bad token claims: no sub claim");
     let bad_exp = mint(&json!({ "sub": "alice", "exp": "tomorrow" }));
-    assert_eq!(
-        rejection_of(with_bearer(&bad_exp)).reason,
-        "bad token claims: exp is not a number"
-    );
+    assert_eq!(rejection_of(with_bearer(&bad_exp)).reason, "bad token claims: exp is not a number");
 }
 
 #[test]
@@ -239,10 +189,7 @@ fn exact_channels_restrict_subscriptions() {
 fn prefix_channels_restrict_subscriptions() {
     let mut plugin = plugin();
     let conn = connected_with_channels(&mut plugin, json!(["news.*"]));
-    assert_eq!(
-        plugin.on_subscribe(&conn, "news.sport"),
-        SubscribeVerdict::Allow
-    );
+    assert_eq!(plugin.on_subscribe(&conn, "news.sport"), SubscribeVerdict::Allow);
     assert_eq!(
         plugin.on_subscribe(&conn, "newsletter"),
         SubscribeVerdict::Deny("channel newsletter is not in this token's channels".into())
@@ -253,28 +200,16 @@ fn prefix_channels_restrict_subscriptions() {
 fn pattern_subscriptions_need_a_covering_prefix() {
     let mut plugin = plugin();
     let conn = connected_with_channels(&mut plugin, json!(["news.*", "chat"]));
-    assert_eq!(
-        plugin.on_subscribe(&conn, "news.*"),
-        SubscribeVerdict::Allow
-    );
-    assert_eq!(
-        plugin.on_subscribe(&conn, "news.eu.*"),
-        SubscribeVerdict::Allow
-    );
+    assert_eq!(plugin.on_subscribe(&conn, "news.*"), SubscribeVerdict::Allow);
+    assert_eq!(plugin.on_subscribe(&conn, "news.eu.*"), SubscribeVerdict::Allow);
     assert_eq!(
         plugin.on_subscribe(&conn, "news*"),
         SubscribeVerdict::Deny("channel news* is not in this token's channels".into())
     );
-    assert!(matches!(
-        plugin.on_subscribe(&conn, "*"),
-        SubscribeVerdict::Deny(_)
-    ));
+    assert!(matches!(plugin.on_subscribe(&conn, "*"), SubscribeVerdict::Deny(_)));
 
     let everything = connected_with_channels(&mut plugin, json!(["*"]));
-    assert_eq!(
-        plugin.on_subscribe(&everything, "*"),
-        SubscribeVerdict::Allow
-    );
+    assert_eq!(plugin.on_subscribe(&everything, "*"), SubscribeVerdict::Allow);
 }
 
 #[test]
@@ -282,10 +217,7 @@ fn no_channels_claim_allows_everything() {
     let mut plugin = plugin();
     let token = mint(&json!({ "sub": "alice" }));
     let conn = connection(Some(accepted(plugin.on_connect(&with_bearer(&token)))));
-    assert_eq!(
-        plugin.on_subscribe(&conn, "anything"),
-        SubscribeVerdict::Allow
-    );
+    assert_eq!(plugin.on_subscribe(&conn, "anything"), SubscribeVerdict::Allow);
     assert_eq!(plugin.on_subscribe(&conn, "*"), SubscribeVerdict::Allow);
 }
 
@@ -297,10 +229,7 @@ fn malformed_channels_claim_refuses() {
         plugin.on_subscribe(&conn, "news"),
         SubscribeVerdict::Deny("this token's channels claim is not a list of strings".into())
     );
-    assert!(matches!(
-        plugin.on_subscribe(&connection(None), "news"),
-        SubscribeVerdict::Deny(_)
-    ));
+    assert!(matches!(plugin.on_subscribe(&connection(None), "news"), SubscribeVerdict::Deny(_)));
 }
 
 #[test]
@@ -321,8 +250,5 @@ fn client_publications_are_held_to_the_channels() {
         plugin.on_inbound(&message(Origin::Client, Some(conn), "admin")),
         InboundVerdict::Drop("channel admin is not in this token's channels".into())
     );
-    assert_eq!(
-        plugin.on_inbound(&message(Origin::Backend, None, "admin")),
-        InboundVerdict::Pass
-    );
+    assert_eq!(plugin.on_inbound(&message(Origin::Backend, None, "admin")), InboundVerdict::Pass);
 }

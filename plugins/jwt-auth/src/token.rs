@@ -67,11 +67,7 @@ pub fn verify(token: &str, secret: &[u8], now_ms: u64) -> Result<Verified, Token
     };
 
     let header_text = header;
-    let header = decode_object(
-        header,
-        "header is not base64url",
-        "header is not a JSON object",
-    )?;
+    let header = decode_object(header, "header is not base64url", "header is not a JSON object")?;
     match header.get("alg") {
         Some(Value::String(alg)) if alg == "HS256" => {}
         Some(Value::String(alg)) => return Err(TokenError::UnsupportedAlg(alg.clone())),
@@ -82,33 +78,23 @@ pub fn verify(token: &str, secret: &[u8], now_ms: u64) -> Result<Verified, Token
         return Err(TokenError::UnsupportedCrit);
     }
 
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| TokenError::Malformed("signature is not base64url"))?;
+    let signature =
+        URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed("signature is not base64url"))?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     // The signing input is `header.payload`, exactly as sent.
     mac.update(&token.as_bytes()[..header_text.len() + 1 + payload.len()]);
-    mac.verify_slice(&signature)
-        .map_err(|_| TokenError::BadSignature)?;
+    mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
 
-    let claims = decode_object(
-        payload,
-        "claims are not base64url",
-        "claims are not a JSON object",
-    )?;
+    let claims = decode_object(payload, "claims are not base64url", "claims are not a JSON object")?;
     let now_ms = now_ms as f64;
     if let Some(exp) = claims.get("exp") {
-        let exp = exp
-            .as_f64()
-            .ok_or(TokenError::BadClaim("exp is not a number"))?;
+        let exp = exp.as_f64().ok_or(TokenError::BadClaim("exp is not a number"))?;
         if now_ms >= exp * 1000.0 {
             return Err(TokenError::Expired);
         }
     }
     if let Some(nbf) = claims.get("nbf") {
-        let nbf = nbf
-            .as_f64()
-            .ok_or(TokenError::BadClaim("nbf is not a number"))?;
+        let nbf = nbf.as_f64().ok_or(TokenError::BadClaim("nbf is not a number"))?;
         if now_ms < nbf * 1000.0 {
             return Err(TokenError::NotYetValid);
         }
@@ -127,9 +113,7 @@ fn decode_object(
     not_base64: &'static str,
     not_object: &'static str,
 ) -> Result<Map<String, Value>, TokenError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| TokenError::Malformed(not_base64))?;
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenError::Malformed(not_base64))?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(object)) => Ok(object),
         _ => Err(TokenError::Malformed(not_object)),

@@ -56,11 +56,7 @@ fn probe() -> Value {
         .into_iter()
         .filter_map(|name| Some((name.to_owned(), Value::from(std::env::var(name).ok()?))))
         .collect();
-    let env = if env.is_empty() {
-        Value::Null
-    } else {
-        Value::Object(env)
-    };
+    let env = if env.is_empty() { Value::Null } else { Value::Object(env) };
     let socket = match std::net::TcpStream::connect(("127.0.0.1", 1)) {
         Ok(_) => "ok: connected".to_owned(),
         Err(error) => format!("error: {error}"),
