@@ -29,11 +29,7 @@ pub struct Api {
 impl Api {
     /// An API accepting any of `keys`.
     pub fn new(keys: Vec<String>, route: Arc<Route>) -> Self {
-        Self {
-            keys,
-            route,
-            calls: AtomicU64::new(0),
-        }
+        Self { keys, route, calls: AtomicU64::new(0) }
     }
 
     fn authorized(&self, header: Option<&str>) -> bool {
@@ -41,9 +37,7 @@ impl Api {
             return false;
         };
         // Compare every key in full so that timing tells nothing about near misses.
-        self.keys.iter().fold(false, |ok, key| {
-            ok | constant_time_eq(key.as_bytes(), given.as_bytes())
-        })
+        self.keys.iter().fold(false, |ok, key| ok | constant_time_eq(key.as_bytes(), given.as_bytes()))
     }
 }
 
@@ -71,18 +65,12 @@ enum Body<'a> {
 fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     response
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
-    json(
-        status,
-        serde_json::json!({ "error": { "code": code, "message": message } }),
-    )
+    json(status, serde_json::json!({ "error": { "code": code, "message": message } }))
 }
 
 /// Handles one request to [`PUBLISH_PATH`].
@@ -97,10 +85,7 @@ pub async fn publish(req: Request<Incoming>, gateway: &Gateway) -> Response<Full
     if req.method() != Method::POST {
         return error(StatusCode::METHOD_NOT_ALLOWED, "method", "use POST");
     }
-    let auth = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     if !api.authorized(auth) {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -109,17 +94,10 @@ pub async fn publish(req: Request<Incoming>, gateway: &Gateway) -> Response<Full
         );
     }
     let max = gateway.server.max_message_size.bytes();
-    let body = match Limited::new(req.into_body(), max.saturating_mul(16))
-        .collect()
-        .await
-    {
+    let body = match Limited::new(req.into_body(), max.saturating_mul(16)).collect().await {
         Ok(body) => body.to_bytes(),
         Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_big",
-                "request body is too large",
-            );
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "too_big", "request body is too large");
         }
     };
     let parsed: Body = match serde_json::from_slice(&body) {
@@ -156,22 +134,14 @@ pub async fn publish(req: Request<Incoming>, gateway: &Gateway) -> Response<Full
 
 type Failure = (StatusCode, &'static str, String);
 
-fn publish_one(
-    api: &Api,
-    gateway: &Gateway,
-    message: &Message,
-    max: usize,
-) -> Result<u64, Failure> {
+fn publish_one(api: &Api, gateway: &Gateway, message: &Message, max: usize) -> Result<u64, Failure> {
     let bad = |why: String| (StatusCode::BAD_REQUEST, "bad_channel", why);
     crate::protocol::check_channel(&message.channel).map_err(bad)?;
     if message.channel.ends_with('*') {
         return Err(bad("publish to a channel, not a pattern".into()));
     }
     if message.data.get().len() > max {
-        let why = format!(
-            "data of {} bytes is over the limit of {max}",
-            message.data.get().len()
-        );
+        let why = format!("data of {} bytes is over the limit of {max}", message.data.get().len());
         return Err((StatusCode::PAYLOAD_TOO_LARGE, "too_big", why));
     }
     let inbound = InboundMessage {
@@ -189,19 +159,9 @@ fn publish_one(
         Inbound::Refuse(r) => return Err((StatusCode::FORBIDDEN, r.code, r.reason)),
         Inbound::Close(_, reason) => return Err((StatusCode::FORBIDDEN, "forbidden", reason)),
     };
-    let publication = Publication {
-        data,
-        publisher: None,
-        publisher_conn: None,
-    };
+    let publication = Publication { data, publisher: None, publisher_conn: None };
     gateway
         .broker
         .publish(&message.channel, publication)
-        .map_err(|e| {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                e.to_string(),
-            )
-        })
+        .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()))
 }

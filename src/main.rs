@@ -8,11 +8,7 @@ use std::process::ExitCode;
 const EXIT_CONFIG: u8 = 64;
 
 #[derive(Parser)]
-#[command(
-    name = "sluice",
-    version,
-    about = "A WebSocket gateway shaped by WebAssembly plugins"
-)]
+#[command(name = "sluice", version, about = "A WebSocket gateway shaped by WebAssembly plugins")]
 struct Cli {
     /// The configuration file.
     #[arg(long, short, global = true, default_value = "gateway.toml")]
@@ -34,8 +30,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into()),
         )
         .init();
     let config = match sluice::config::load(&cli.config) {
@@ -47,11 +42,7 @@ fn main() -> ExitCode {
         }
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!(
-                "{} error(s) in {}",
-                errors.errors.len(),
-                cli.config.display()
-            );
+            eprintln!("{} error(s) in {}", errors.errors.len(), cli.config.display());
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -60,11 +51,7 @@ fn main() -> ExitCode {
         match cli.command {
             Some(Command::Check) => match sluice::server::Gateway::build(config).await {
                 Ok(gateway) => {
-                    println!(
-                        "{}: ok ({} route(s))",
-                        cli.config.display(),
-                        gateway.routes.len()
-                    );
+                    println!("{}: ok ({} route(s))", cli.config.display(), gateway.routes.len());
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

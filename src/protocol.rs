@@ -79,46 +79,23 @@ pub fn decode(text: &str) -> Result<Request<'_>, DecodeError<'_>> {
             id: Option<&'a RawValue>,
         }
         let id = serde_json::from_str::<Id>(text).ok().and_then(|e| e.id);
-        DecodeError {
-            id,
-            code: "bad_request",
-            message: e.to_string(),
-        }
+        DecodeError { id, code: "bad_request", message: e.to_string() }
     })?;
     let id = frame.id;
-    let bad = |message: String| DecodeError {
-        id,
-        code: "bad_request",
-        message,
-    };
+    let bad = |message: String| DecodeError { id, code: "bad_request", message };
     let op = frame.op.ok_or_else(|| bad("missing `op`".into()))?;
-    let channel = frame
-        .channel
-        .ok_or_else(|| bad(format!("`{op}` needs a `channel`")));
+    let channel = frame.channel.ok_or_else(|| bad(format!("`{op}` needs a `channel`")));
     let extra = |field: &str| bad(format!("`{op}` takes no `{field}`"));
     match op.as_str() {
         "subscribe" if frame.data.is_some() => Err(extra("data")),
-        "subscribe" => Ok(Request::Subscribe {
-            channel: channel?,
-            id,
-            recover: frame.recover,
-        }),
+        "subscribe" => Ok(Request::Subscribe { channel: channel?, id, recover: frame.recover }),
         "unsubscribe" if frame.data.is_some() => Err(extra("data")),
         "unsubscribe" if frame.recover.is_some() => Err(extra("recover")),
-        "unsubscribe" => Ok(Request::Unsubscribe {
-            channel: channel?,
-            id,
-        }),
+        "unsubscribe" => Ok(Request::Unsubscribe { channel: channel?, id }),
         "publish" if frame.recover.is_some() => Err(extra("recover")),
         "publish" => {
-            let data = frame
-                .data
-                .ok_or_else(|| bad("`publish` needs `data`".into()))?;
-            Ok(Request::Publish {
-                channel: channel?,
-                data,
-                id,
-            })
+            let data = frame.data.ok_or_else(|| bad("`publish` needs `data`".into()))?;
+            Ok(Request::Publish { channel: channel?, data, id })
         }
         _ => Err(DecodeError {
             id,
@@ -138,13 +115,10 @@ pub fn check_channel(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_CHANNEL_LEN {
         return Err(format!("a channel name has 1 to {MAX_CHANNEL_LEN} bytes"));
     }
-    match body
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "._-:@/".contains(*c)))
-    {
-        Some(c) => Err(format!(
-            "`{c}` is not allowed in a channel name (use A-Z a-z 0-9 . _ - : @ / and a final *)"
-        )),
+    match body.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-:@/".contains(*c))) {
+        Some(c) => {
+            Err(format!("`{c}` is not allowed in a channel name (use A-Z a-z 0-9 . _ - : @ / and a final *)"))
+        }
         None => Ok(()),
     }
 }
@@ -216,9 +190,7 @@ mod tests {
     #[test]
     fn decodes_publish_keeping_data_bytes() {
         let text = r#"{"op":"publish","channel":"news","data":{"b": 1,  "a":[2]},"id":"x"}"#;
-        let Ok(Request::Publish { channel, data, id }) = decode(text) else {
-            panic!("not a publish")
-        };
+        let Ok(Request::Publish { channel, data, id }) = decode(text) else { panic!("not a publish") };
         assert_eq!(channel, "news");
         assert_eq!(data.get(), r#"{"b": 1,  "a":[2]}"#);
         assert_eq!(id.map(RawValue::get), Some(r#""x""#));
@@ -229,12 +201,7 @@ mod tests {
         let e = decode(r#"{"op":"dance","id":7}"#).unwrap_err();
         assert_eq!((e.code, e.id.map(RawValue::get)), ("unknown_op", Some("7")));
         assert_eq!(decode("{nope").unwrap_err().code, "bad_request");
-        assert_eq!(
-            decode(r#"{"op":"publish","channel":"a"}"#)
-                .unwrap_err()
-                .code,
-            "bad_request"
-        );
+        assert_eq!(decode(r#"{"op":"publish","channel":"a"}"#).unwrap_err().code, "bad_request");
     }
 
     #[test]
@@ -250,17 +217,11 @@ mod tests {
     #[test]
     fn encodes_frames() {
         let id = RawValue::from_string("4".into()).unwrap();
-        assert_eq!(
-            reply(Some(&id), r#"{"offset":1}"#),
-            r#"{"op":"reply","id":4,"result":{"offset":1}}"#
-        );
+        assert_eq!(reply(Some(&id), r#"{"offset":1}"#), r#"{"op":"reply","id":4,"result":{"offset":1}}"#);
         assert_eq!(
             error(None, "forbidden", "no \"x\""),
             r#"{"op":"error","code":"forbidden","message":"no \"x\""}"#
         );
-        assert_eq!(
-            message("c", 2, "[1]", None),
-            r#"{"op":"message","channel":"c","offset":2,"data":[1]}"#
-        );
+        assert_eq!(message("c", 2, "[1]", None), r#"{"op":"message","channel":"c","offset":2,"data":[1]}"#);
     }
 }

@@ -80,11 +80,7 @@ impl Gateway {
                     Err(e) => errors.push(e),
                 }
             }
-            if errors.is_empty() {
-                Ok(loaded)
-            } else {
-                Err(ServeError::Plugins(errors))
-            }
+            if errors.is_empty() { Ok(loaded) } else { Err(ServeError::Plugins(errors)) }
         })
         .await
         .expect("plugin loading does not panic")?;
@@ -93,21 +89,8 @@ impl Gateway {
             .iter()
             .enumerate()
             .map(|(id, route)| {
-                let chain = Chain::new(
-                    route
-                        .plugins
-                        .iter()
-                        .map(|name| loaded[name].clone())
-                        .collect(),
-                );
-                (
-                    route.path.clone(),
-                    Arc::new(Route {
-                        id,
-                        path: route.path.clone(),
-                        chain,
-                    }),
-                )
+                let chain = Chain::new(route.plugins.iter().map(|name| loaded[name].clone()).collect());
+                (route.path.clone(), Arc::new(Route { id, path: route.path.clone(), chain }))
             })
             .collect();
         let api = config.api.as_ref().map(|api| {
@@ -148,13 +131,7 @@ impl Gateway {
         WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0)
-            .max_write_buffer_size(
-                self.server
-                    .send_queue
-                    .bytes()
-                    .saturating_mul(2)
-                    .max(1 << 16),
-            )
+            .max_write_buffer_size(self.server.send_queue.bytes().saturating_mul(2).max(1 << 16))
             .max_message_size(Some(max))
             .max_frame_size(Some(max))
     }
@@ -222,10 +199,9 @@ async fn connection(gateway: Arc<Gateway>, tcp: tokio::net::TcpStream, remote: S
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.into() + "\n")));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
@@ -238,20 +214,12 @@ async fn handle(
         return crate::api::publish(req, &gateway).await;
     }
     let Some(route) = gateway.routes.get(req.uri().path()).cloned() else {
-        return text(
-            StatusCode::NOT_FOUND,
-            format!("no route for {}", req.uri().path()),
-        );
+        return text(StatusCode::NOT_FOUND, format!("no route for {}", req.uri().path()));
     };
     if !hyper_tungstenite::is_upgrade_request(&req) {
-        let mut response = text(
-            StatusCode::UPGRADE_REQUIRED,
-            format!("{} is a WebSocket endpoint", route.path),
-        );
-        response.headers_mut().insert(
-            header::UPGRADE,
-            header::HeaderValue::from_static("websocket"),
-        );
+        let mut response =
+            text(StatusCode::UPGRADE_REQUIRED, format!("{} is a WebSocket endpoint", route.path));
+        response.headers_mut().insert(header::UPGRADE, header::HeaderValue::from_static("websocket"));
         return response;
     }
     if *gateway.stop.borrow() {
@@ -262,23 +230,14 @@ async fn handle(
     };
     let id = gateway.next_id.fetch_add(1, Ordering::Relaxed);
     let mut request = ConnectRequest {
-        connection: Connection {
-            id,
-            identity: None,
-            remote_addr: remote.to_string(),
-        },
+        connection: Connection { id, identity: None, remote_addr: remote.to_string() },
         method: req.method().to_string(),
         path: req.uri().path().to_owned(),
         query: req.uri().query().unwrap_or_default().to_owned(),
         headers: req
             .headers()
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect(),
     };
     if let Err((status, reason)) = route.chain.connect(&mut request) {
@@ -289,18 +248,9 @@ async fn handle(
     match hyper_tungstenite::upgrade(&mut req, Some(gateway.ws_config())) {
         Ok((response, websocket)) => {
             let gw = gateway.clone();
-            tokio::spawn(crate::session::run(
-                websocket,
-                gw,
-                route,
-                request.connection,
-                guard,
-            ));
+            tokio::spawn(crate::session::run(websocket, gw, route, request.connection, guard));
             response
         }
-        Err(e) => text(
-            StatusCode::BAD_REQUEST,
-            format!("bad websocket upgrade: {e}"),
-        ),
+        Err(e) => text(StatusCode::BAD_REQUEST, format!("bad websocket upgrade: {e}")),
     }
 }

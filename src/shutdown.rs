@@ -6,10 +6,8 @@ use tokio::signal::unix::{SignalKind, signal};
 /// Resolves on the first SIGTERM or SIGINT, and arranges for the second to exit the
 /// process immediately with status 130.
 pub async fn signals() {
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
         tracing::error!("cannot install signal handlers; stop the gateway with SIGKILL");
         return std::future::pending().await;
     };

@@ -37,27 +37,15 @@ async fn auth_accepts_good_tokens_and_refuses_others_before_the_upgrade() {
     let gw = Gateway::start(CONFIG).await;
     let url = gw.url("/ws");
 
-    let (status, body) = try_connect(&url, None)
-        .await
-        .err()
-        .expect("no token is refused");
+    let (status, body) = try_connect(&url, None).await.expect_err("no token is refused");
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("missing"), "reason names the problem: {body}");
 
-    let forged = token_with(
-        "other-secret",
-        json!({"sub": "mallory", "exp": now() + 600}),
-    );
-    assert_eq!(
-        try_connect(&url, Some(&forged)).await.err().map(|e| e.0),
-        Some(401)
-    );
+    let forged = token_with("other-secret", json!({"sub": "mallory", "exp": now() + 600}));
+    assert_eq!(try_connect(&url, Some(&forged)).await.err().map(|e| e.0), Some(401));
 
     let expired = token(json!({"sub": "alice", "exp": now() - 60}));
-    let (status, body) = try_connect(&url, Some(&expired))
-        .await
-        .err()
-        .expect("expired is refused");
+    let (status, body) = try_connect(&url, Some(&expired)).await.expect_err("expired is refused");
     assert_eq!(status, 401);
     assert!(body.contains("expired"), "{body}");
 
@@ -82,27 +70,16 @@ async fn published_messages_fan_out_enriched_with_offsets() {
     let data = json!({"headline": "sluice ships", "n": [1, 2, 3]});
     for expected_offset in 1..=2 {
         let reply = publish(&mut publisher, "news", data.clone()).await;
-        assert_eq!(
-            reply,
-            json!({"op": "reply", "id": 2, "result": {"offset": expected_offset}})
-        );
+        assert_eq!(reply, json!({"op": "reply", "id": 2, "result": {"offset": expected_offset}}));
         for ws in &mut subscribers {
             let message = recv(ws).await;
             assert_eq!(message["op"], "message");
             assert_eq!(message["channel"], "news");
             assert_eq!(message["offset"], expected_offset);
             assert_eq!(message["data"], data);
-            assert_eq!(
-                message["meta"]["publisher"], "alice",
-                "enrich names the sender: {message}"
-            );
-            let ts = message["meta"]["ts"]
-                .as_u64()
-                .expect("enrich adds a timestamp");
-            assert!(
-                ts / 1000 + 5 >= now() && ts / 1000 <= now() + 5,
-                "ts {ts} is the server's clock"
-            );
+            assert_eq!(message["meta"]["publisher"], "alice", "enrich names the sender: {message}");
+            let ts = message["meta"]["ts"].as_u64().expect("enrich adds a timestamp");
+            assert!(ts / 1000 + 5 >= now() && ts / 1000 <= now() + 5, "ts {ts} is the server's clock");
         }
     }
 }
@@ -114,30 +91,16 @@ async fn unsubscribe_stops_delivery() {
     let mut reader = connect(&url, Some(&alice())).await;
     subscribe(&mut reader, "a").await;
     subscribe(&mut reader, "b").await;
-    send(
-        &mut reader,
-        json!({"op": "unsubscribe", "channel": "a", "id": 9}),
-    )
-    .await;
-    assert_eq!(
-        recv(&mut reader).await,
-        json!({"op": "reply", "id": 9, "result": {}})
-    );
+    send(&mut reader, json!({"op": "unsubscribe", "channel": "a", "id": 9})).await;
+    assert_eq!(recv(&mut reader).await, json!({"op": "reply", "id": 9, "result": {}}));
 
     let mut writer = connect(&url, Some(&token(json!({"sub": "w"})))).await;
     publish(&mut writer, "a", json!("lost")).await;
     publish(&mut writer, "b", json!("seen")).await;
     let next = recv(&mut reader).await;
-    assert_eq!(
-        (next["channel"].as_str(), next["data"].as_str()),
-        (Some("b"), Some("seen"))
-    );
+    assert_eq!((next["channel"].as_str(), next["data"].as_str()), (Some("b"), Some("seen")));
 
-    send(
-        &mut reader,
-        json!({"op": "unsubscribe", "channel": "a", "id": 10}),
-    )
-    .await;
+    send(&mut reader, json!({"op": "unsubscribe", "channel": "a", "id": 10})).await;
     assert_eq!(recv(&mut reader).await["code"], "not_subscribed");
 }
 
@@ -153,24 +116,14 @@ async fn the_filter_drops_with_an_error_to_the_sender_only() {
     assert_eq!(refused["op"], "error");
     assert_eq!(refused["id"], 2);
     assert_eq!(refused["code"], "forbidden");
-    assert!(
-        refused["message"]
-            .as_str()
-            .unwrap()
-            .contains("blocked word"),
-        "{refused}"
-    );
+    assert!(refused["message"].as_str().unwrap().contains("blocked word"), "{refused}");
 
     let too_big = publish(&mut sender, "chat", json!("x".repeat(300))).await;
     assert_eq!(too_big["code"], "forbidden", "{too_big}");
 
     publish(&mut sender, "chat", json!({"text": "hello"})).await;
     let next = recv(&mut reader).await;
-    assert_eq!(
-        next["data"],
-        json!({"text": "hello"}),
-        "only the clean message arrives"
-    );
+    assert_eq!(next["data"], json!({"text": "hello"}), "only the clean message arrives");
     assert_eq!(next["offset"], 1, "dropped messages take no offset");
 }
 
@@ -181,18 +134,10 @@ async fn a_tokens_channels_claim_limits_subscribe_and_publish() {
     let mut ws = connect(&gw.url("/ws"), Some(&limited)).await;
     subscribe(&mut ws, "news.sport").await;
     subscribe(&mut ws, "lobby").await;
-    send(
-        &mut ws,
-        json!({"op": "subscribe", "channel": "admin", "id": 5}),
-    )
-    .await;
+    send(&mut ws, json!({"op": "subscribe", "channel": "admin", "id": 5})).await;
     let denied = recv(&mut ws).await;
     assert_eq!(
-        (
-            denied["op"].as_str(),
-            denied["code"].as_str(),
-            denied["id"].as_i64()
-        ),
+        (denied["op"].as_str(), denied["code"].as_str(), denied["id"].as_i64()),
         (Some("error"), Some("forbidden"), Some(5))
     );
     let refused = publish(&mut ws, "admin", json!(1)).await;
@@ -209,22 +154,12 @@ async fn protocol_errors_are_answered_and_the_connection_stays_open() {
     assert_eq!(recv(&mut ws).await["code"], "bad_request");
     send(&mut ws, json!({"op": "dance", "id": "x1"})).await;
     let unknown = recv(&mut ws).await;
-    assert_eq!(
-        (unknown["code"].as_str(), unknown["id"].as_str()),
-        (Some("unknown_op"), Some("x1"))
-    );
-    send(
-        &mut ws,
-        json!({"op": "subscribe", "channel": "bad channel!", "id": 3}),
-    )
-    .await;
+    assert_eq!((unknown["code"].as_str(), unknown["id"].as_str()), (Some("unknown_op"), Some("x1")));
+    send(&mut ws, json!({"op": "subscribe", "channel": "bad channel!", "id": 3})).await;
     assert_eq!(recv(&mut ws).await["code"], "bad_channel");
     ws.send(Message::binary(vec![1, 2, 3])).await.unwrap();
     assert_eq!(recv(&mut ws).await["code"], "bad_request");
-    assert_eq!(
-        subscribe(&mut ws, "still-open").await["channel"],
-        "still-open"
-    );
+    assert_eq!(subscribe(&mut ws, "still-open").await["channel"], "still-open");
 }
 
 #[tokio::test]
@@ -236,11 +171,9 @@ async fn http_requests_get_426_on_routes_and_404_elsewhere() {
         async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-            tcp.write_all(
-                format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
-            )
-            .await
-            .unwrap();
+            tcp.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
             let mut response = String::new();
             tcp.read_to_string(&mut response).await.unwrap();
             response

@@ -26,8 +26,7 @@ impl<P: Plugin> Slot<P> {
         let config = if config.trim().is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(config)
-                .map_err(|error| format!("config is not valid JSON: {error}"))?
+            serde_json::from_str(config).map_err(|error| format!("config is not valid JSON: {error}"))?
         };
         let config = match config {
             Value::Null => Value::Object(serde_json::Map::new()),
@@ -91,9 +90,7 @@ macro_rules! export {
 
                 fn on_connect(request: $crate::ConnectRequest) -> $crate::ConnectVerdict {
                     __SLUICE_PLUGIN.with(|slot| {
-                        slot.with("on-connect", |plugin| {
-                            $crate::Plugin::on_connect(plugin, &request)
-                        })
+                        slot.with("on-connect", |plugin| $crate::Plugin::on_connect(plugin, &request))
                     })
                 }
 
@@ -110,17 +107,13 @@ macro_rules! export {
 
                 fn on_inbound(message: $crate::InboundMessage) -> $crate::InboundVerdict {
                     __SLUICE_PLUGIN.with(|slot| {
-                        slot.with("on-inbound", |plugin| {
-                            $crate::Plugin::on_inbound(plugin, &message)
-                        })
+                        slot.with("on-inbound", |plugin| $crate::Plugin::on_inbound(plugin, &message))
                     })
                 }
 
                 fn on_outbound(message: $crate::OutboundMessage) -> $crate::OutboundVerdict {
                     __SLUICE_PLUGIN.with(|slot| {
-                        slot.with("on-outbound", |plugin| {
-                            $crate::Plugin::on_outbound(plugin, &message)
-                        })
+                        slot.with("on-outbound", |plugin| $crate::Plugin::on_outbound(plugin, &message))
                     })
                 }
 

@@ -14,10 +14,8 @@ pub use sluice_plugin_bindings::sluice::plugin::host::Level;
 /// Keep the message fixed and put the variable parts in fields, as the gateway does:
 /// `host::log(Level::Info, "token accepted", &[("sub", &subject)])`.
 pub fn log(level: Level, message: &str, fields: &[(&str, &dyn Display)]) {
-    let fields: Vec<(String, String)> = fields
-        .iter()
-        .map(|(key, value)| ((*key).to_owned(), value.to_string()))
-        .collect();
+    let fields: Vec<(String, String)> =
+        fields.iter().map(|(key, value)| ((*key).to_owned(), value.to_string())).collect();
     imp::log(level, message, &fields);
 }
 

@@ -6,9 +6,7 @@
 use serde_json::{Map, Value};
 
 use crate::plugin::pass_outbound;
-use crate::{
-    Connection, Identity, InboundMessage, InboundVerdict, OutboundMessage, OutboundVerdict,
-};
+use crate::{Connection, Identity, InboundMessage, InboundVerdict, OutboundMessage, OutboundVerdict};
 
 /// A JSON object, as `serde_json` holds it.
 pub type Object = Map<String, Value>;
@@ -70,16 +68,11 @@ pub trait ConnectionExt {
 
 impl ConnectionExt for Connection {
     fn subject(&self) -> Option<&str> {
-        self.identity
-            .as_ref()
-            .map(|identity| identity.subject.as_str())
+        self.identity.as_ref().map(|identity| identity.subject.as_str())
     }
 
     fn claims_json(&self) -> Result<Option<Object>, JsonError> {
-        self.identity
-            .as_ref()
-            .map(IdentityExt::claims_json)
-            .transpose()
+        self.identity.as_ref().map(IdentityExt::claims_json).transpose()
     }
 }
 
@@ -109,10 +102,7 @@ impl OutboundMessageExt for OutboundMessage {
     }
 
     fn meta_json(&self) -> Result<Option<Object>, JsonError> {
-        self.meta
-            .as_deref()
-            .map(|meta| parse_object(meta, "message meta"))
-            .transpose()
+        self.meta.as_deref().map(|meta| parse_object(meta, "message meta")).transpose()
     }
 }
 
@@ -144,17 +134,11 @@ impl OutboundVerdictExt for OutboundVerdict {
     }
 
     fn with_data_json(self, data: &Value) -> OutboundVerdict {
-        OutboundVerdict {
-            data: Some(data.to_string()),
-            ..self
-        }
+        OutboundVerdict { data: Some(data.to_string()), ..self }
     }
 
     fn with_meta_json(self, meta: &Object) -> OutboundVerdict {
-        OutboundVerdict {
-            meta: Some(Value::Object(meta.clone()).to_string()),
-            ..self
-        }
+        OutboundVerdict { meta: Some(Value::Object(meta.clone()).to_string()), ..self }
     }
 }
 
@@ -164,21 +148,14 @@ mod tests {
 
     #[test]
     fn claims_of_an_anonymous_connection_are_none() {
-        let connection = Connection {
-            id: 1,
-            identity: None,
-            remote_addr: "127.0.0.1:1".into(),
-        };
+        let connection = Connection { id: 1, identity: None, remote_addr: "127.0.0.1:1".into() };
         assert!(connection.claims_json().unwrap().is_none());
         assert_eq!(connection.subject(), None);
     }
 
     #[test]
     fn claims_must_be_an_object() {
-        let identity = Identity {
-            subject: "u".into(),
-            claims: "[1]".into(),
-        };
+        let identity = Identity { subject: "u".into(), claims: "[1]".into() };
         let error = identity.claims_json().unwrap_err();
         assert_eq!(error.to_string(), "identity claims is not a JSON object");
     }
@@ -187,9 +164,8 @@ mod tests {
     fn outbound_builders_serialize_compactly() {
         let mut meta = Object::new();
         meta.insert("a".into(), Value::from(1));
-        let verdict = OutboundVerdict::pass()
-            .with_data_json(&serde_json::json!({ "x": [1, 2] }))
-            .with_meta_json(&meta);
+        let verdict =
+            OutboundVerdict::pass().with_data_json(&serde_json::json!({ "x": [1, 2] })).with_meta_json(&meta);
         assert_eq!(verdict.data.as_deref(), Some(r#"{"x":[1,2]}"#));
         assert_eq!(verdict.meta.as_deref(), Some(r#"{"a":1}"#));
         assert_eq!(verdict.audience, crate::Audience::Everyone);

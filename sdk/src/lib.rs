@@ -53,9 +53,8 @@ pub use sluice_plugin_bindings::wit_bindgen;
 
 #[doc(inline)]
 pub use sluice_plugin_bindings::sluice::plugin::types::{
-    Audience, CloseFrame, ConnectRequest, ConnectVerdict, Connection, DisconnectReason, Hooks,
-    Identity, InboundMessage, InboundVerdict, Origin, OutboundMessage, OutboundVerdict, Rejection,
-    SubscribeVerdict,
+    Audience, CloseFrame, ConnectRequest, ConnectVerdict, Connection, DisconnectReason, Hooks, Identity,
+    InboundMessage, InboundVerdict, Origin, OutboundMessage, OutboundVerdict, Rejection, SubscribeVerdict,
 };
 
 /// The generated bindings; the [`export!`] macro reaches the export glue through this path.
@@ -66,15 +65,15 @@ pub use sluice_plugin_bindings as bindings;
 pub mod prelude {
     pub use crate::host::{self, Level};
     pub use crate::json::{
-        ConnectionExt, IdentityExt, InboundMessageExt, InboundVerdictExt, JsonError,
-        OutboundMessageExt, OutboundVerdictExt,
+        ConnectionExt, IdentityExt, InboundMessageExt, InboundVerdictExt, JsonError, OutboundMessageExt,
+        OutboundVerdictExt,
     };
     pub use crate::plugin::{from_config, pass_outbound};
     pub use crate::request::ConnectRequestExt;
     pub use crate::{
-        Audience, CloseFrame, ConnectRequest, ConnectVerdict, Connection, DisconnectReason, Hooks,
-        Identity, InboundMessage, InboundVerdict, Origin, OutboundMessage, OutboundVerdict, Plugin,
-        Rejection, SubscribeVerdict,
+        Audience, CloseFrame, ConnectRequest, ConnectVerdict, Connection, DisconnectReason, Hooks, Identity,
+        InboundMessage, InboundVerdict, Origin, OutboundMessage, OutboundVerdict, Plugin, Rejection,
+        SubscribeVerdict,
     };
 }
 

@@ -75,11 +75,7 @@ pub trait Plugin: Sized + 'static {
 
 /// The outbound verdict that changes nothing: same `data`, same `meta`, everyone receives it.
 pub fn pass_outbound() -> OutboundVerdict {
-    OutboundVerdict {
-        data: None,
-        meta: None,
-        audience: Audience::Everyone,
-    }
+    OutboundVerdict { data: None, meta: None, audience: Audience::Everyone }
 }
 
 /// Deserializes a plugin's config into `T`, with an error message fit for [`Plugin::init`].

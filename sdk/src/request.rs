@@ -27,10 +27,7 @@ pub trait ConnectRequestExt {
 
 impl ConnectRequestExt for ConnectRequest {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
 
     fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
@@ -74,18 +71,11 @@ mod tests {
 
     fn request(query: &str, headers: &[(&str, &str)]) -> ConnectRequest {
         ConnectRequest {
-            connection: Connection {
-                id: 7,
-                identity: None,
-                remote_addr: "127.0.0.1:5000".into(),
-            },
+            connection: Connection { id: 7, identity: None, remote_addr: "127.0.0.1:5000".into() },
             method: "GET".into(),
             path: "/ws".into(),
             query: query.into(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
+            headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         }
     }
 
@@ -100,18 +90,9 @@ mod tests {
 
     #[test]
     fn bearer_token_needs_the_bearer_scheme() {
-        assert_eq!(
-            request("", &[("authorization", "bearer  abc ")]).bearer_token(),
-            Some("abc")
-        );
-        assert_eq!(
-            request("", &[("authorization", "Basic abc")]).bearer_token(),
-            None
-        );
-        assert_eq!(
-            request("", &[("authorization", "Bearer")]).bearer_token(),
-            None
-        );
+        assert_eq!(request("", &[("authorization", "bearer  abc ")]).bearer_token(), Some("abc"));
+        assert_eq!(request("", &[("authorization", "Basic abc")]).bearer_token(), None);
+        assert_eq!(request("", &[("authorization", "Bearer")]).bearer_token(), None);
         assert_eq!(request("", &[]).bearer_token(), None);
     }
 

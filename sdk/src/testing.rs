@@ -37,9 +37,7 @@ pub fn take_logs() -> Vec<LogRecord> {
 
 pub(crate) fn clock_ms() -> u64 {
     CLOCK_MS.with(Cell::get).unwrap_or_else(|| {
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
     })
 }
@@ -55,10 +53,6 @@ pub(crate) fn record_log(level: Level, message: &str, fields: &[(String, String)
     };
     eprintln!("plugin {level_name} {message} {}", rendered.join(" "));
     LOGS.with(|logs| {
-        logs.borrow_mut().push(LogRecord {
-            level,
-            message: message.to_owned(),
-            fields: fields.to_vec(),
-        });
+        logs.borrow_mut().push(LogRecord { level, message: message.to_owned(), fields: fields.to_vec() });
     });
 }

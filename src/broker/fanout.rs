@@ -68,11 +68,7 @@ fn encode(
             publisher: publication.publisher.clone(),
         })
     } else {
-        Outbound {
-            data: None,
-            meta: None,
-            audience: Audience::Everyone,
-        }
+        Outbound { data: None, meta: None, audience: Audience::Everyone }
     };
     if matches!(outbound.audience, Audience::Nobody) {
         return None;

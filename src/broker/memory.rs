@@ -33,16 +33,9 @@ struct Channel {
 
 impl Channel {
     fn trim(&mut self, now: Instant) {
-        let Options {
-            history_size,
-            history_ttl,
-            ..
-        } = self.options;
+        let Options { history_size, history_ttl, .. } = self.options;
         while self.history.len() > history_size
-            || self
-                .history
-                .front()
-                .is_some_and(|e| now - e.at > history_ttl)
+            || self.history.front().is_some_and(|e| now - e.at > history_ttl)
         {
             self.history.pop_front();
         }
@@ -51,27 +44,14 @@ impl Channel {
     /// Every message after `since`, or why they cannot all be had.
     fn missed(&self, since: &Position) -> Result<Vec<&Entry>, String> {
         if since.epoch != self.epoch {
-            return Err(format!(
-                "epoch changed from {} to {}: history was lost",
-                since.epoch, self.epoch
-            ));
+            return Err(format!("epoch changed from {} to {}: history was lost", since.epoch, self.epoch));
         }
         if since.offset > self.last {
-            return Err(format!(
-                "offset {} is ahead of the channel's {}",
-                since.offset, self.last
-            ));
+            return Err(format!("offset {} is ahead of the channel's {}", since.offset, self.last));
         }
-        let missed: Vec<&Entry> = self
-            .history
-            .iter()
-            .filter(|e| e.offset > since.offset)
-            .collect();
+        let missed: Vec<&Entry> = self.history.iter().filter(|e| e.offset > since.offset).collect();
         if missed.len() as u64 != self.last - since.offset {
-            return Err(format!(
-                "history no longer holds offset {}",
-                since.offset + 1
-            ));
+            return Err(format!("history no longer holds offset {}", since.offset + 1));
         }
         Ok(missed)
     }
@@ -89,9 +69,8 @@ pub struct MemoryBroker {
 impl MemoryBroker {
     /// A broker applying the first matching `[[channels]]` rule to each channel.
     pub fn new(rules: Vec<ChannelConfig>) -> Self {
-        let boot = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let boot =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         Self {
             rules,
             channels: Mutex::default(),
@@ -163,11 +142,7 @@ impl Broker for MemoryBroker {
             let offset = c.last;
             let now = Instant::now();
             if c.options.history_size > 0 {
-                c.history.push_back(Entry {
-                    offset,
-                    at: now,
-                    publication: publication.clone(),
-                });
+                c.history.push_back(Entry { offset, at: now, publication: publication.clone() });
             }
             c.trim(now);
             // Delivering under the channel's lock keeps every subscriber's order equal
@@ -176,20 +151,9 @@ impl Broker for MemoryBroker {
             let recipients: Vec<&Subscriber> = c
                 .subscribers
                 .iter()
-                .chain(
-                    patterns
-                        .iter()
-                        .filter(|(p, _)| matches(p, name))
-                        .map(|(_, s)| s),
-                )
+                .chain(patterns.iter().filter(|(p, _)| matches(p, name)).map(|(_, s)| s))
                 .collect();
-            deliver(
-                &recipients,
-                name,
-                offset,
-                &publication,
-                c.options.exclude_publisher,
-            );
+            deliver(&recipients, name, offset, &publication, c.options.exclude_publisher);
             (offset, c.subscribers.is_empty() && c.history.is_empty())
         };
         if idle {
@@ -206,17 +170,9 @@ impl Broker for MemoryBroker {
         ack: &mut dyn FnMut(&Subscribed),
     ) -> Result<(), BrokerError> {
         if pattern.ends_with('*') {
-            let recovery =
-                recover.map(|_| Err("recovery needs a single channel, not a pattern".to_owned()));
-            ack(&Subscribed {
-                epoch: String::new(),
-                offset: 0,
-                recovery,
-            });
-            self.patterns
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((pattern.to_owned(), subscriber));
+            let recovery = recover.map(|_| Err("recovery needs a single channel, not a pattern".to_owned()));
+            ack(&Subscribed { epoch: String::new(), offset: 0, recovery });
+            self.patterns.write().unwrap_or_else(|e| e.into_inner()).push((pattern.to_owned(), subscriber));
             return Ok(());
         }
         let mut channels = lock(&self.channels);
@@ -225,14 +181,8 @@ impl Broker for MemoryBroker {
         drop(channels);
         c.trim(Instant::now());
         let missed = recover.map(|since| c.missed(since));
-        let recovery = missed
-            .as_ref()
-            .map(|m| m.as_ref().map(Vec::len).map_err(Clone::clone));
-        ack(&Subscribed {
-            epoch: c.epoch.clone(),
-            offset: c.last,
-            recovery,
-        });
+        let recovery = missed.as_ref().map(|m| m.as_ref().map(Vec::len).map_err(Clone::clone));
+        ack(&Subscribed { epoch: c.epoch.clone(), offset: c.last, recovery });
         if let Some(Ok(missed)) = missed {
             for entry in missed {
                 deliver(

@@ -11,6 +11,6 @@ pub use exports::sluice::plugin::handler::{
     ConnectVerdict, InboundVerdict, OutboundVerdict, SubscribeVerdict,
 };
 pub use sluice::plugin::types::{
-    Audience, CloseFrame, ConnectRequest, Connection, DisconnectReason, Hooks, Identity,
-    InboundMessage, Origin, OutboundMessage, Rejection,
+    Audience, CloseFrame, ConnectRequest, Connection, DisconnectReason, Hooks, Identity, InboundMessage,
+    Origin, OutboundMessage, Rejection,
 };

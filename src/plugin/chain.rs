@@ -65,12 +65,9 @@ impl Chain {
     pub fn connect(&self, request: &mut ConnectRequest) -> Result<(), (u16, String)> {
         let key = request.connection.id;
         for plugin in self.with(Hooks::ON_CONNECT) {
-            match plugin.call(key, "on-connect", |p, s| {
-                p.sluice_plugin_handler().call_on_connect(s, request)
-            }) {
-                Ok(ConnectVerdict::Accept(Some(identity))) => {
-                    request.connection.identity = Some(identity)
-                }
+            match plugin.call(key, "on-connect", |p, s| p.sluice_plugin_handler().call_on_connect(s, request))
+            {
+                Ok(ConnectVerdict::Accept(Some(identity))) => request.connection.identity = Some(identity),
                 Ok(ConnectVerdict::Accept(None)) => {}
                 Ok(ConnectVerdict::Reject(r)) => return Err((r.status.clamp(400, 599), r.reason)),
                 Err(failure) if plugin.policy == FailurePolicy::FailOpen => skip(plugin, failure),
@@ -84,16 +81,12 @@ impl Chain {
     pub fn subscribe(&self, connection: &Connection, channel: &str) -> Result<(), Refusal> {
         for plugin in self.with(Hooks::ON_SUBSCRIBE) {
             let verdict = plugin.call(connection.id, "on-subscribe", |p, s| {
-                p.sluice_plugin_handler()
-                    .call_on_subscribe(s, connection, channel)
+                p.sluice_plugin_handler().call_on_subscribe(s, connection, channel)
             });
             match verdict {
                 Ok(SubscribeVerdict::Allow) => {}
                 Ok(SubscribeVerdict::Deny(reason)) => {
-                    return Err(Refusal {
-                        code: "forbidden",
-                        reason,
-                    });
+                    return Err(Refusal { code: "forbidden", reason });
                 }
                 Err(failure) if plugin.policy == FailurePolicy::FailOpen => skip(plugin, failure),
                 Err(_) => return Err(unavailable(plugin)),
@@ -105,9 +98,8 @@ impl Chain {
     /// Runs `on-inbound`; each plugin sees the data as the previous one left it.
     pub fn inbound(&self, key: u64, mut message: InboundMessage) -> Inbound {
         for plugin in self.with(Hooks::ON_INBOUND) {
-            let verdict = plugin.call(key, "on-inbound", |p, s| {
-                p.sluice_plugin_handler().call_on_inbound(s, &message)
-            });
+            let verdict =
+                plugin.call(key, "on-inbound", |p, s| p.sluice_plugin_handler().call_on_inbound(s, &message));
             match verdict {
                 Ok(InboundVerdict::Pass) => {}
                 Ok(InboundVerdict::Replace(data)) => {
@@ -120,10 +112,7 @@ impl Chain {
                     }
                 }
                 Ok(InboundVerdict::Drop(reason)) => {
-                    return Inbound::Refuse(Refusal {
-                        code: "forbidden",
-                        reason,
-                    });
+                    return Inbound::Refuse(Refusal { code: "forbidden", reason });
                 }
                 Ok(InboundVerdict::Close(frame)) => {
                     return Inbound::Close(close_code(frame.code), frame.reason);
@@ -138,15 +127,10 @@ impl Chain {
     /// Runs `on-outbound` once for a message's whole audience.
     pub fn outbound(&self, mut message: OutboundMessage) -> Outbound {
         let key = message.offset;
-        let mut out = Outbound {
-            data: None,
-            meta: message.meta.clone(),
-            audience: Audience::Everyone,
-        };
+        let mut out = Outbound { data: None, meta: message.meta.clone(), audience: Audience::Everyone };
         for plugin in self.with(Hooks::ON_OUTBOUND) {
-            let verdict = plugin.call(key, "on-outbound", |p, s| {
-                p.sluice_plugin_handler().call_on_outbound(s, &message)
-            });
+            let verdict = plugin
+                .call(key, "on-outbound", |p, s| p.sluice_plugin_handler().call_on_outbound(s, &message));
             match verdict {
                 Ok(verdict) => {
                     if let Some(data) = verdict.data {
@@ -173,26 +157,18 @@ impl Chain {
     pub fn disconnect(&self, connection: &Connection, reason: DisconnectReason) {
         for plugin in self.with(Hooks::ON_DISCONNECT) {
             let _ = plugin.call(connection.id, "on-disconnect", |p, s| {
-                p.sluice_plugin_handler()
-                    .call_on_disconnect(s, connection, reason)
+                p.sluice_plugin_handler().call_on_disconnect(s, connection, reason)
             });
         }
     }
 }
 
 fn skip(plugin: &Sandbox, failure: Failure) {
-    tracing::debug!(
-        plugin = &*plugin.name,
-        ?failure,
-        "fail-open: skipping the failed plugin"
-    );
+    tracing::debug!(plugin = &*plugin.name, ?failure, "fail-open: skipping the failed plugin");
 }
 
 fn unavailable(plugin: &Sandbox) -> Refusal {
-    Refusal {
-        code: "unavailable",
-        reason: format!("plugin `{}` is unavailable", plugin.name),
-    }
+    Refusal { code: "unavailable", reason: format!("plugin `{}` is unavailable", plugin.name) }
 }
 
 /// Close codes a plugin may use: 1000, 1008 and the application range; others become 1008.

@@ -41,11 +41,7 @@ fn shared() -> &'static Shared {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("WASI links once");
         super::bindings::Plugin::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
             .expect("the host interface links once");
-        Shared {
-            engine,
-            linker,
-            compiled: Mutex::new(HashMap::new()),
-        }
+        Shared { engine, linker, compiled: Mutex::new(HashMap::new()) }
     })
 }
 
@@ -60,12 +56,7 @@ pub fn prepare(bytes: &[u8]) -> wasmtime::Result<PluginPre<HostState>> {
     let mut hasher = DefaultHasher::new();
     bytes.hash(&mut hasher);
     let key = hasher.finish();
-    let cached = shared
-        .compiled
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&key)
-        .cloned();
+    let cached = shared.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
     let component = match cached {
         Some(component) => component,
         None => {
@@ -80,8 +71,5 @@ pub fn prepare(bytes: &[u8]) -> wasmtime::Result<PluginPre<HostState>> {
 
 /// Deadline in epoch ticks for a call of at most `limit`.
 pub fn ticks(limit: Duration) -> u64 {
-    u64::try_from(limit.as_millis() / TICK.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1)
-        + 1
+    u64::try_from(limit.as_millis() / TICK.as_millis()).unwrap_or(u64::MAX).max(1) + 1
 }

@@ -20,21 +20,13 @@ impl HostState {
     pub fn new(plugin: Arc<str>, limits: StoreLimits) -> Self {
         // The builder grants nothing by default: no preopened dirs, no env, no
         // args, no network, stdio connected to nothing.
-        Self {
-            plugin,
-            wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
-            limits,
-        }
+        Self { plugin, wasi: WasiCtx::builder().build(), table: ResourceTable::new(), limits }
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 

@@ -76,8 +76,7 @@ impl Shard {
             return false;
         };
         let over = self.crashes.saturating_sub(FREE_REBUILDS);
-        over > 0
-            && now - last < (Duration::from_millis(10) * 2u32.saturating_pow(over)).min(MAX_BACKOFF)
+        over > 0 && now - last < (Duration::from_millis(10) * 2u32.saturating_pow(over)).min(MAX_BACKOFF)
     }
 }
 
@@ -107,12 +106,10 @@ impl Sandbox {
             reason,
         };
         let bytes = std::fs::read(&config.path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let pre = prepare(&bytes)
-            .map_err(|e| fail(format!("not a loadable sluice:plugin component: {e:#}")))?;
+        let pre =
+            prepare(&bytes).map_err(|e| fail(format!("not a loadable sluice:plugin component: {e:#}")))?;
         let init_config = match &config.config {
-            Some(value) => {
-                serde_json::to_string(value).map_err(|e| fail(format!("config: {e}")))?
-            }
+            Some(value) => serde_json::to_string(value).map_err(|e| fail(format!("config: {e}")))?,
             None => "{}".into(),
         };
         let mut sandbox = Self {
@@ -128,10 +125,7 @@ impl Sandbox {
         };
         let (live, hooks) = sandbox.instantiate().map_err(fail)?;
         sandbox.hooks = hooks;
-        sandbox.shards[0]
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .live = Some(live);
+        sandbox.shards[0].get_mut().unwrap_or_else(|e| e.into_inner()).live = Some(live);
         Ok(sandbox)
     }
 
@@ -143,20 +137,12 @@ impl Sandbox {
             .memories(16)
             .table_elements(1 << 16)
             .build();
-        let mut store = Store::new(
-            super::engine::engine(),
-            HostState::new(self.name.clone(), limits),
-        );
+        let mut store = Store::new(super::engine::engine(), HostState::new(self.name.clone(), limits));
         store.limiter(|s| &mut s.limits);
         // `init` may do real work (parse config, build tables): it gets ten deadlines.
         store.set_epoch_deadline(self.deadline.saturating_mul(10));
-        let plugin = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| format!("instantiate: {e:#}"))?;
-        let hooks = plugin
-            .sluice_plugin_handler()
-            .call_init(&mut store, &self.init_config);
+        let plugin = self.pre.instantiate(&mut store).map_err(|e| format!("instantiate: {e:#}"))?;
+        let hooks = plugin.sluice_plugin_handler().call_init(&mut store, &self.init_config);
         match hooks {
             Ok(Ok(hooks)) => Ok((Live { store, plugin }, hooks)),
             Ok(Err(message)) => Err(format!("init refused its config: {message}")),

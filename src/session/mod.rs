@@ -48,24 +48,10 @@ pub async fn run(
     let (sink, mut stream) = ws.split();
     let server = &gateway.server;
     let (outbox, inbox) = outbox(server.send_queue.bytes());
-    let mut writer = tokio::spawn(writer::run(
-        sink,
-        inbox,
-        server.heartbeat_interval.0,
-        gateway.stopping(),
-    ));
-    let subject = connection
-        .identity
-        .as_ref()
-        .map(|i| Arc::from(i.subject.as_str()));
-    let mut session = Session {
-        gateway: gateway.clone(),
-        route,
-        connection,
-        subject,
-        outbox,
-        channels: HashSet::new(),
-    };
+    let mut writer = tokio::spawn(writer::run(sink, inbox, server.heartbeat_interval.0, gateway.stopping()));
+    let subject = connection.identity.as_ref().map(|i| Arc::from(i.subject.as_str()));
+    let mut session =
+        Session { gateway: gateway.clone(), route, connection, subject, outbox, channels: HashSet::new() };
     let timeout = server.client_timeout.0;
     let mut stopping = gateway.stopping();
     tracing::debug!(conn = session.connection.id, "connected");
@@ -141,23 +127,13 @@ impl Session {
     fn handle(&mut self, text: &str) -> Option<DisconnectReason> {
         match protocol::decode(text) {
             Err(e) => self.refuse(e.id, e.code, &e.message),
-            Ok(Request::Subscribe {
-                channel,
-                id,
-                recover,
-            }) => self.subscribe(channel, id, recover),
+            Ok(Request::Subscribe { channel, id, recover }) => self.subscribe(channel, id, recover),
             Ok(Request::Unsubscribe { channel, id }) => {
                 if self.channels.remove(&channel) {
-                    self.gateway
-                        .broker
-                        .unsubscribe(&channel, self.connection.id);
+                    self.gateway.broker.unsubscribe(&channel, self.connection.id);
                     self.send(protocol::reply(id, "{}"));
                 } else {
-                    self.refuse(
-                        id,
-                        "not_subscribed",
-                        &format!("not subscribed to `{channel}`"),
-                    );
+                    self.refuse(id, "not_subscribed", &format!("not subscribed to `{channel}`"));
                 }
             }
             Ok(Request::Publish { channel, data, id }) => return self.publish(channel, data, id),
@@ -170,19 +146,11 @@ impl Session {
             return self.refuse(id, "bad_channel", &why);
         }
         if self.channels.contains(&channel) {
-            return self.refuse(
-                id,
-                "already_subscribed",
-                &format!("already subscribed to `{channel}`"),
-            );
+            return self.refuse(id, "already_subscribed", &format!("already subscribed to `{channel}`"));
         }
         let limit = self.gateway.server.max_channels_per_connection;
         if self.channels.len() >= limit {
-            return self.refuse(
-                id,
-                "limit",
-                &format!("at most {limit} subscriptions per connection"),
-            );
+            return self.refuse(id, "limit", &format!("at most {limit} subscriptions per connection"));
         }
         if let Err(refusal) = self.route.chain.subscribe(&self.connection, &channel) {
             return self.refuse(id, refusal.code, &refusal.reason);
@@ -197,11 +165,7 @@ impl Session {
         let mut ack = |s: &Subscribed| {
             outbox.push_text(protocol::reply(id, &subscribed_json(&channel, s)).into());
         };
-        match self
-            .gateway
-            .broker
-            .subscribe(&channel, subscriber, recover.as_ref(), &mut ack)
-        {
+        match self.gateway.broker.subscribe(&channel, subscriber, recover.as_ref(), &mut ack) {
             Ok(()) => {
                 self.channels.insert(channel);
             }
@@ -238,9 +202,7 @@ impl Session {
                     publisher_conn: Some(self.connection.id),
                 };
                 match self.gateway.broker.publish(&channel, publication) {
-                    Ok(offset) => {
-                        self.send(protocol::reply(id, &format!("{{\"offset\":{offset}}}")))
-                    }
+                    Ok(offset) => self.send(protocol::reply(id, &format!("{{\"offset\":{offset}}}"))),
                     Err(e) => self.refuse(id, "unavailable", &e.to_string()),
                 }
             }

@@ -46,13 +46,7 @@ pub fn outbox(cap: usize) -> (Outbox, Inbox) {
         slow: AtomicBool::new(false),
         wake: Notify::new(),
     });
-    (
-        Outbox {
-            tx,
-            state: state.clone(),
-        },
-        Inbox { rx, state },
-    )
+    (Outbox { tx, state: state.clone() }, Inbox { rx, state })
 }
 
 impl Outbox {

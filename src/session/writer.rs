@@ -31,10 +31,7 @@ pub enum Ended {
 }
 
 fn close(code: u16, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code: code.into(),
-        reason: reason.into(),
-    }))
+    Message::Close(Some(CloseFrame { code: code.into(), reason: reason.into() }))
 }
 
 /// Runs until the connection ends.

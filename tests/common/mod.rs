@@ -1,10 +1,7 @@
 //! Test harness: builds the wasm plugins once, starts the gateway in-process on port
 //! 0, and speaks protocol v1 through real WebSocket clients.
 
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of the harness"
-)]
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -37,22 +34,12 @@ pub fn plugins() -> &'static Path {
             .map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2"))
             .unwrap_or(false);
         if !installed {
-            let status = std::process::Command::new("rustup")
-                .args(["target", "add", "wasm32-wasip2"])
-                .status();
-            assert!(
-                status.is_ok_and(|s| s.success()),
-                "rustup target add wasm32-wasip2 failed"
-            );
+            let status =
+                std::process::Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status();
+            assert!(status.is_ok_and(|s| s.success()), "rustup target add wasm32-wasip2 failed");
         }
         let status = std::process::Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-            ])
+            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
             .arg(root().join("plugins/Cargo.toml"))
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("RUSTFLAGS")
@@ -85,18 +72,12 @@ pub fn token_with(secret: &str, claims: Value) -> String {
     let body = b64.encode(claims.to_string());
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("{header}.{body}").as_bytes());
-    format!(
-        "{header}.{body}.{}",
-        b64.encode(mac.finalize().into_bytes())
-    )
+    format!("{header}.{body}.{}", b64.encode(mac.finalize().into_bytes()))
 }
 
 /// Seconds since the Unix epoch, for `exp` claims.
 pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// A gateway running in this process.
@@ -110,8 +91,7 @@ impl Gateway {
     /// Starts a gateway from config text; `{wasm}` in it stands for the plugin folder.
     pub async fn start(config: &str) -> Self {
         let text = config.replace("{wasm}", &plugins().display().to_string());
-        let config = sluice::config::parse(&text)
-            .unwrap_or_else(|e| panic!("test config is invalid: {e:?}"));
+        let config = sluice::config::parse(&text).unwrap_or_else(|e| panic!("test config is invalid: {e:?}"));
         Self::start_with(config).await
     }
 
@@ -123,11 +103,7 @@ impl Gateway {
         let task = tokio::spawn(sluice::serve(listener, config, async move {
             let _ = stopped.await;
         }));
-        Self {
-            addr,
-            stop: Some(stop),
-            task,
-        }
+        Self { addr, stop: Some(stop), task }
     }
 
     /// `ws://addr{path}`
@@ -138,10 +114,7 @@ impl Gateway {
     /// Begins a graceful shutdown and waits for `serve` to return.
     pub async fn shutdown(mut self) -> Result<(), sluice::ServeError> {
         let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(PATIENCE, &mut self.task)
-            .await
-            .expect("serve returns")
-            .unwrap()
+        tokio::time::timeout(PATIENCE, &mut self.task).await.expect("serve returns").unwrap()
     }
 }
 
@@ -157,9 +130,7 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub async fn try_connect(url: &str, bearer: Option<&str>) -> Result<Ws, (u16, String)> {
     let mut request = url.into_client_request().unwrap();
     if let Some(token) = bearer {
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     }
     match tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(request))
         .await
@@ -167,11 +138,8 @@ pub async fn try_connect(url: &str, bearer: Option<&str>) -> Result<Ws, (u16, St
     {
         Ok((ws, _)) => Ok(ws),
         Err(tungstenite::Error::Http(response)) => {
-            let body = response
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
+            let body =
+                response.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
             Err((response.status().as_u16(), body))
         }
         Err(e) => panic!("connect failed: {e}"),
@@ -180,9 +148,7 @@ pub async fn try_connect(url: &str, bearer: Option<&str>) -> Result<Ws, (u16, St
 
 /// Connects and panics on refusal.
 pub async fn connect(url: &str, bearer: Option<&str>) -> Ws {
-    try_connect(url, bearer)
-        .await
-        .unwrap_or_else(|(status, body)| panic!("refused with {status}: {body}"))
+    try_connect(url, bearer).await.unwrap_or_else(|(status, body)| panic!("refused with {status}: {body}"))
 }
 
 /// Sends one JSON frame.
@@ -193,9 +159,7 @@ pub async fn send(ws: &mut Ws, frame: Value) {
 /// The next JSON text frame, skipping pings and pongs.
 pub async fn recv(ws: &mut Ws) -> Value {
     loop {
-        let next = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .expect("a frame in time");
+        let next = tokio::time::timeout(PATIENCE, ws.next()).await.expect("a frame in time");
         match next.expect("connection open").expect("a frame") {
             Message::Text(text) => return serde_json::from_str(&text).unwrap(),
             Message::Ping(_) | Message::Pong(_) => {}
@@ -207,10 +171,7 @@ pub async fn recv(ws: &mut Ws) -> Value {
 /// The close frame's code, skipping anything before it.
 pub async fn closed(ws: &mut Ws) -> Option<u16> {
     loop {
-        match tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .expect("close in time")
-        {
+        match tokio::time::timeout(PATIENCE, ws.next()).await.expect("close in time") {
             Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
             Some(Ok(_)) => {}
             Some(Err(_)) | None => return None,
@@ -222,19 +183,12 @@ pub async fn closed(ws: &mut Ws) -> Option<u16> {
 pub async fn subscribe(ws: &mut Ws, channel: &str) -> Value {
     send(ws, json!({"op": "subscribe", "channel": channel, "id": 1})).await;
     let reply = recv(ws).await;
-    assert_eq!(
-        reply["op"], "reply",
-        "subscribe to {channel} failed: {reply}"
-    );
+    assert_eq!(reply["op"], "reply", "subscribe to {channel} failed: {reply}");
     reply["result"].clone()
 }
 
 /// Publishes and returns the reply (a `reply` or an `error`).
 pub async fn publish(ws: &mut Ws, channel: &str, data: Value) -> Value {
-    send(
-        ws,
-        json!({"op": "publish", "channel": channel, "data": data, "id": 2}),
-    )
-    .await;
+    send(ws, json!({"op": "publish", "channel": channel, "data": data, "id": 2})).await;
     recv(ws).await
 }
