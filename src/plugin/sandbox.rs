@@ -142,7 +142,7 @@ impl Sandbox {
         // `init` may do real work (parse config, build tables): it gets ten deadlines.
         store.set_epoch_deadline(self.deadline.saturating_mul(10));
         let plugin = self.pre.instantiate(&mut store).map_err(|e| format!("instantiate: {e:#}"))?;
-        let hooks = plugin.sluice_plugin_handler().call_init(&mut store, &self.init_config);
+        let hooks = contain(|| plugin.sluice_plugin_handler().call_init(&mut store, &self.init_config));
         match hooks {
             Ok(Ok(hooks)) => Ok((Live { store, plugin }, hooks)),
             Ok(Err(message)) => Err(format!("init refused its config: {message}")),
@@ -187,7 +187,7 @@ impl Sandbox {
             return Err(Failure::Trap);
         };
         live.store.set_epoch_deadline(self.deadline);
-        match f(&live.plugin, &mut live.store) {
+        match contain(|| f(&live.plugin, &mut live.store)) {
             Ok(value) => Ok(value),
             Err(error) => {
                 let failure = match error.downcast_ref::<Trap>() {
@@ -210,4 +210,16 @@ impl Sandbox {
             }
         }
     }
+}
+
+/// Runs a guest call, turning a panic that unwinds out of a host function into an
+/// error. wasmtime-wasi's synchronous stdio and `poll` block on the ambient tokio
+/// runtime, which panics on a runtime thread: a plugin that prints or sleeps must
+/// fail like a trap, never take its connection's task down with it.
+fn contain<R>(call: impl FnOnce() -> wasmtime::Result<R>) -> wasmtime::Result<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|_| {
+        Err(wasmtime::Error::msg(
+            "the plugin made a blocking WASI call (stdio or poll), which plugins may not do",
+        ))
+    })
 }

@@ -21,6 +21,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use writer::Ended;
 
+/// How long to wait for a client's close frame after sending ours.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Close code for a message over `max_message_size`.
 pub const TOO_BIG: u16 = 1009;
 
@@ -108,6 +111,16 @@ pub async fn run(
         // Bounded: the writer is flushing what was queued before its final frame.
         let _ = tokio::time::timeout(gateway.server.shutdown_grace.0, &mut writer).await;
         writer.abort();
+    }
+    if reason != DisconnectReason::ClientClosed {
+        // We sent the close frame: wait briefly for the client's, as RFC 6455 asks.
+        // Dropping the socket first can reset it and destroy our close frame unread.
+        let linger = async {
+            while let Some(Ok(message)) = stream.next().await
+                && !message.is_close()
+            {}
+        };
+        let _ = tokio::time::timeout(LINGER.min(gateway.server.shutdown_grace.0), linger).await;
     }
     session.route.chain.disconnect(&session.connection, reason);
     tracing::debug!(conn = session.connection.id, ?reason, "disconnected");

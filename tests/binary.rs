@@ -1,0 +1,69 @@
+//! The real `sluice` binary with the repository's `gateway.toml`: `check`, exit codes,
+//! serving, and a graceful exit on SIGTERM.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn sluice() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command.current_dir(root()).env_remove("SLUICE_JWT_SECRET").env_remove("SLUICE_API_KEY");
+    command
+}
+
+#[test]
+fn check_accepts_the_repository_config() {
+    plugins();
+    let out = sluice().args(["check", "--config", "gateway.toml"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("gateway.toml: ok"));
+}
+
+#[test]
+fn bad_config_exits_64_listing_every_error() {
+    let out =
+        sluice().args(["check", "--config", "tests/fixtures/config/many-errors.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("many-errors.toml:3: server.heartbeat_interval:"), "{stderr}");
+    assert!(stderr.contains("many-errors.toml:22: extras: unknown section"), "{stderr}");
+    assert!(stderr.contains("8 error(s)"), "{stderr}");
+}
+
+#[tokio::test]
+async fn serves_the_repository_config_then_exits_0_on_sigterm() {
+    plugins();
+    let mut child = sluice()
+        .args(["--config", "gateway.toml", "--listen", "127.0.0.1:0"])
+        .env("SLUICE_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the gateway logs before exiting").unwrap();
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the gateway never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+
+    let demo = token_with("sluice-demo-secret", json!({"sub": "demo", "exp": now() + 60}));
+    let mut ws = connect(&format!("ws://{addr}/ws?token={demo}"), None).await;
+    subscribe(&mut ws, "news").await;
+    let mut other = connect(&format!("ws://{addr}/ws"), Some(&demo)).await;
+    publish(&mut other, "news", json!({"hello": "world"})).await;
+    let message = recv(&mut ws).await;
+    assert_eq!(message["data"], json!({"hello": "world"}));
+    assert_eq!(message["meta"]["publisher"], "demo");
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    assert_eq!(closed(&mut ws).await, Some(1001), "clients are told the gateway is going away");
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
