@@ -81,3 +81,51 @@ async fn a_busy_loop_is_cut_off_at_its_deadline_while_others_are_served() {
     assert_eq!(publish(&mut bystander, "room", json!("hi")).await["op"], "reply");
     assert_eq!(recv(&mut watcher).await["data"], "hi");
 }
+
+const HOSTILE: &str = r#"
+[plugins.bomb]
+path = "{wasm}/memory_bomb.wasm"
+memory = "16MiB"
+config = { trigger = "bomb" }
+
+[plugins.recursion]
+path = "{wasm}/deep_recursion.wasm"
+config = { trigger = "dive" }
+
+[plugins.probe]
+path = "{wasm}/wasi_probe.wasm"
+config = { trigger = "probe" }
+
+[[routes]]
+path = "/ws"
+plugins = ["bomb", "recursion", "probe"]
+"#;
+
+#[tokio::test]
+async fn memory_bombs_and_runaway_recursion_are_contained() {
+    let gw = Gateway::start(HOSTILE).await;
+    let mut watcher = connect(&gw.url("/ws"), None).await;
+    subscribe(&mut watcher, "room").await;
+    let mut attacker = connect(&gw.url("/ws"), None).await;
+    for (trigger, plugin) in [("bomb", "bomb"), ("dive", "recursion"), ("bomb", "bomb")] {
+        let refused = publish(&mut attacker, "room", json!(trigger)).await;
+        assert_eq!(refused["code"], "unavailable", "{trigger}: {refused}");
+        assert!(refused["message"].as_str().unwrap().contains(plugin), "{refused}");
+        let ok = publish(&mut attacker, "room", json!("after")).await;
+        assert_eq!(ok["op"], "reply", "served again after {trigger}: {ok}");
+        assert_eq!(recv(&mut watcher).await["data"], "after");
+    }
+}
+
+#[tokio::test]
+async fn plugins_get_no_files_environment_or_sockets() {
+    let gw = Gateway::start(HOSTILE).await;
+    let mut watcher = connect(&gw.url("/ws"), None).await;
+    subscribe(&mut watcher, "room").await;
+    let mut prober = connect(&gw.url("/ws"), None).await;
+    assert_eq!(publish(&mut prober, "room", json!("probe")).await["op"], "reply");
+    let report = recv(&mut watcher).await["data"].clone();
+    assert!(report["file"].as_str().unwrap().starts_with("error"), "reading /etc/passwd: {report}");
+    assert!(report["env"].is_null(), "environment: {report}");
+    assert!(report["socket"].as_str().unwrap().starts_with("error"), "connecting out: {report}");
+}
