@@ -53,13 +53,21 @@ struct Message<'a> {
     data: &'a RawValue,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// One message or a batch, told apart by the first byte: serde's untagged enums buffer
+/// their content, which cannot hold a `RawValue`.
 enum Body<'a> {
-    #[serde(borrow)]
     One(Message<'a>),
-    #[serde(borrow)]
     Batch(Vec<Message<'a>>),
+}
+
+impl<'a> Body<'a> {
+    fn parse(body: &'a [u8]) -> serde_json::Result<Self> {
+        if body.trim_ascii_start().starts_with(b"[") {
+            serde_json::from_slice(body).map(Body::Batch)
+        } else {
+            serde_json::from_slice(body).map(Body::One)
+        }
+    }
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
@@ -100,7 +108,7 @@ pub async fn publish(req: Request<Incoming>, gateway: &Gateway) -> Response<Full
             return error(StatusCode::PAYLOAD_TOO_LARGE, "too_big", "request body is too large");
         }
     };
-    let parsed: Body = match serde_json::from_slice(&body) {
+    let parsed = match Body::parse(&body) {
         Ok(parsed) => parsed,
         Err(_) => {
             let message = "expected {\"channel\": \"...\", \"data\": ...} or an array of them";
