@@ -57,6 +57,8 @@ pub async fn run(
         Session { gateway: gateway.clone(), route, connection, subject, outbox, channels: HashSet::new() };
     let timeout = server.client_timeout.0;
     let mut stopping = gateway.stopping();
+    let slow = session.outbox.slow();
+    tokio::pin!(slow);
     tracing::debug!(conn = session.connection.id, "connected");
 
     let reason = loop {
@@ -67,6 +69,11 @@ pub async fn run(
                 Ended::Closed => DisconnectReason::Kicked,
                 Ended::Stopped | Ended::Failed => DisconnectReason::Error,
             },
+            () = &mut slow => {
+                // The writer sends 4008 once it gets through to the socket; until then a
+                // client that writes but does not read must not be served.
+                break DisconnectReason::SlowConsumer;
+            }
             _ = async { stopping.wait_for(|stop| *stop).await.is_ok() } => {
                 // The writer flushes and sends 1001; wait for it below.
                 break DisconnectReason::Shutdown;

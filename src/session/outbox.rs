@@ -60,7 +60,8 @@ impl Outbox {
         if state.queued.fetch_add(len, Ordering::AcqRel) + len > state.cap {
             state.queued.fetch_sub(len, Ordering::AcqRel);
             state.slow.store(true, Ordering::Release);
-            state.wake.notify_one();
+            // Both the writer and the session wait for this.
+            state.wake.notify_waiters();
             return false;
         }
         self.tx.send(Outgoing::Text(frame)).is_ok()
@@ -74,6 +75,12 @@ impl Outbox {
     /// Whether the writer has gone (the connection is closing).
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
+    }
+
+    /// Resolves once the client has been marked slow. The session ends then even if the
+    /// writer is stuck on a socket the client no longer reads.
+    pub fn slow(&self) -> impl Future<Output = ()> + use<> {
+        self.state.clone().slow()
     }
 }
 
@@ -95,15 +102,18 @@ impl Inbox {
 
     /// Resolves once the client has been marked slow; holds no borrow of the inbox.
     pub fn slow(&self) -> impl Future<Output = ()> + use<> {
-        let state = self.state.clone();
-        async move {
-            loop {
-                let notified = state.wake.notified();
-                if state.slow.load(Ordering::Acquire) {
-                    return;
-                }
-                notified.await;
+        self.state.clone().slow()
+    }
+}
+
+impl State {
+    async fn slow(self: Arc<Self>) {
+        loop {
+            let notified = self.wake.notified();
+            if self.slow.load(Ordering::Acquire) {
+                return;
             }
+            notified.await;
         }
     }
 }
