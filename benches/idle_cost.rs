@@ -64,5 +64,6 @@ async fn main() {
         println!("\nslope: {:.2} KiB of server RSS per idle connection (least squares)", cov / var);
     }
     let _ = child.kill();
+    let _ = child.wait();
     let _ = std::fs::remove_dir_all(dir);
 }

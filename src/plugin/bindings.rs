@@ -7,10 +7,10 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use exports::sluice::plugin::handler::{
+pub use self::exports::sluice::plugin::handler::{
     ConnectVerdict, InboundVerdict, OutboundVerdict, SubscribeVerdict,
 };
-pub use sluice::plugin::types::{
+pub use self::sluice::plugin::types::{
     Audience, CloseFrame, ConnectRequest, Connection, DisconnectReason, Hooks, Identity, InboundMessage,
     Origin, OutboundMessage, Rejection,
 };
