@@ -46,7 +46,8 @@ pub fn error(message: &str, fields: &[(&str, &dyn Display)]) {
 
 /// Wall-clock time from the host, milliseconds since the Unix epoch.
 ///
-/// This is the only clock a plugin has: WASI clocks are not granted.
+/// Use this rather than `std::time`: it is the clock the gateway grants by contract
+/// (wasmtime-wasi still answers WASI clock calls today, but that may be withdrawn).
 pub fn now_ms() -> u64 {
     imp::now_ms()
 }

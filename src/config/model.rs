@@ -33,7 +33,8 @@ pub struct ServerConfig {
     /// `send_queue = "1MiB"`: bytes queued for one client before it counts as a slow
     /// consumer and is closed with 4008.
     pub send_queue: ByteSize,
-    /// `handshake_timeout = "10s"`: time allowed from TCP accept to a complete upgrade.
+    /// `handshake_timeout = "10s"`: time allowed for a request's HTTP headers to arrive (a
+    /// slowloris guard); the WebSocket upgrade itself completes at once after that.
     pub handshake_timeout: Duration,
     /// `heartbeat_interval = "25s"`: how often the gateway pings each client.
     pub heartbeat_interval: Duration,
