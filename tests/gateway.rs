@@ -194,3 +194,28 @@ async fn routes_without_plugins_are_open() {
     assert_eq!(message["data"], json!([1, "two", {"three": 3.0}]));
     assert!(message.get("meta").is_none(), "no enrich on this route");
 }
+
+#[tokio::test]
+async fn subscriptions_per_connection_are_limited() {
+    let gw = Gateway::start(&format!("[server]\nmax_channels_per_connection = 2\n{CONFIG}")).await;
+    let mut ws = connect(&gw.url("/open"), None).await;
+    subscribe(&mut ws, "one").await;
+    subscribe(&mut ws, "two.*").await;
+    send(&mut ws, json!({"op": "subscribe", "channel": "three", "id": 3})).await;
+    let refused = recv(&mut ws).await;
+    assert_eq!((refused["code"].as_str(), refused["id"].as_i64()), (Some("limit"), Some(3)), "{refused}");
+    send(&mut ws, json!({"op": "unsubscribe", "channel": "one", "id": 4})).await;
+    recv(&mut ws).await;
+    subscribe(&mut ws, "three").await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = Gateway::start(&format!("[server]\nhandshake_timeout = \"200ms\"\n{CONFIG}")).await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    tcp.write_all(b"GET /open HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, tcp.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the gateway closes a connection whose headers never complete");
+}
