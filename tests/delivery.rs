@@ -102,6 +102,24 @@ async fn a_resubscribe_recovers_exactly_the_missed_messages_then_live_ones() {
 }
 
 #[tokio::test]
+async fn a_quiet_channel_keeps_its_epoch_so_a_client_that_saw_nothing_recovers() {
+    let gw = Gateway::start(HISTORY).await;
+    let url = gw.url("/ws");
+    let mut ws = connect(&url, None).await;
+    let first = subscribe(&mut ws, "quiet").await;
+    let epoch = first["epoch"].as_str().expect("an epoch").to_owned();
+    // The reply comes after the broker has let go of the subscription.
+    send(&mut ws, json!({"op": "unsubscribe", "channel": "quiet", "id": 7})).await;
+    assert_eq!(recv(&mut ws).await["id"], 7);
+
+    let mut publisher = connect(&url, None).await;
+    publish(&mut publisher, "quiet", json!("first words")).await;
+    let result = resubscribe(&mut ws, "quiet", &epoch, 0).await;
+    assert_eq!(result["recovered"], true, "nothing was lost: {result}");
+    assert_eq!(recv(&mut ws).await["data"], "first words");
+}
+
+#[tokio::test]
 async fn recovery_is_refused_when_history_is_short_or_the_epoch_differs() {
     let gw = Gateway::start(HISTORY).await;
     let url = gw.url("/ws");

@@ -29,9 +29,20 @@ struct Channel {
     options: Options,
     history: VecDeque<Entry>,
     subscribers: Vec<Subscriber>,
+    /// Last publish, subscribe or unsubscribe.
+    touched: Instant,
 }
 
 impl Channel {
+    /// Whether dropping this channel's state loses nothing a client could still ask
+    /// for: nobody listens, and either it keeps no history or it has been quiet for
+    /// longer than its history lives. (A channel kept while quiet keeps its epoch, so
+    /// a client that saw offset 0 can still recover what comes later.)
+    fn forgettable(&self, now: Instant) -> bool {
+        self.subscribers.is_empty()
+            && (self.options.history_size == 0 || now - self.touched > self.options.history_ttl)
+    }
+
     fn trim(&mut self, now: Instant) {
         let Options { history_size, history_ttl, .. } = self.options;
         while self.history.len() > history_size
@@ -106,23 +117,41 @@ impl MemoryBroker {
                     options: self.options(name),
                     history: VecDeque::new(),
                     subscribers: Vec::new(),
+                    touched: Instant::now(),
                 }))
             })
             .clone()
     }
 
-    /// Forgets a channel nobody listens to and that keeps no history.
+    /// Forgets a channel if that loses nothing (see `Channel::forgettable`).
     fn release(&self, name: &str) {
         let mut channels = lock(&self.channels);
-        if let Some(channel) = channels.get(name) {
-            let idle = {
-                let c = lock(channel);
-                c.subscribers.is_empty() && c.history.is_empty()
-            };
-            if idle {
-                channels.remove(name);
-            }
+        if channels.get(name).is_some_and(|c| lock(c).forgettable(Instant::now())) {
+            channels.remove(name);
         }
+    }
+
+    /// Forgets every channel whose state no client can still use.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        lock(&self.channels).retain(|_, c| !lock(c).forgettable(now));
+    }
+
+    /// A broker with a background task that sweeps quiet channels every 30 seconds,
+    /// for as long as the broker lives.
+    pub fn start(rules: Vec<ChannelConfig>) -> Arc<Self> {
+        let broker = Arc::new(Self::new(rules));
+        let weak = Arc::downgrade(&broker);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(30));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(broker) = weak.upgrade() else { break };
+                broker.sweep();
+            }
+        });
+        broker
     }
 }
 
@@ -141,6 +170,7 @@ impl Broker for MemoryBroker {
             c.last += 1;
             let offset = c.last;
             let now = Instant::now();
+            c.touched = now;
             if c.options.history_size > 0 {
                 c.history.push_back(Entry { offset, at: now, publication: publication.clone() });
             }
@@ -154,7 +184,7 @@ impl Broker for MemoryBroker {
                 .chain(patterns.iter().filter(|(p, _)| matches(p, name)).map(|(_, s)| s))
                 .collect();
             deliver(&recipients, name, offset, &publication, c.options.exclude_publisher);
-            (offset, c.subscribers.is_empty() && c.history.is_empty())
+            (offset, c.forgettable(now))
         };
         if idle {
             self.release(name);
@@ -179,7 +209,9 @@ impl Broker for MemoryBroker {
         let channel = self.channel(&mut channels, pattern);
         let mut c = lock(&channel);
         drop(channels);
-        c.trim(Instant::now());
+        let now = Instant::now();
+        c.touched = now;
+        c.trim(now);
         let missed = recover.map(|since| c.missed(since));
         let recovery = missed.as_ref().map(|m| m.as_ref().map(Vec::len).map_err(Clone::clone));
         ack(&Subscribed { epoch: c.epoch.clone(), offset: c.last, recovery });
@@ -206,7 +238,10 @@ impl Broker for MemoryBroker {
         }
         let channel = lock(&self.channels).get(pattern).cloned();
         if let Some(channel) = channel {
-            lock(&channel).subscribers.retain(|s| s.conn != conn);
+            let mut c = lock(&channel);
+            c.subscribers.retain(|s| s.conn != conn);
+            c.touched = Instant::now();
+            drop(c);
             self.release(pattern);
         }
     }
