@@ -4,7 +4,7 @@
 use super::bindings::sluice::plugin::host::{Host, Level};
 use std::sync::Arc;
 use wasmtime::StoreLimits;
-use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 /// The data a plugin's store carries.
 pub struct HostState {
@@ -18,9 +18,11 @@ pub struct HostState {
 impl HostState {
     /// A state for one instance of `plugin`, capped by `limits`.
     pub fn new(plugin: Arc<str>, limits: StoreLimits) -> Self {
-        // The builder grants nothing by default: no preopened dirs, no env, no
-        // args, no network, stdio connected to nothing.
-        Self { plugin, wasi: WasiCtx::builder().build(), table: ResourceTable::new(), limits }
+        // The builder grants nothing by default: no preopened dirs, no env, no args,
+        // no network, stdio connected to nothing. Its clocks are real, though: replace
+        // them, so that `now-ms` stays the one clock a plugin has (DESIGN.md).
+        let wasi = WasiCtx::builder().wall_clock(Frozen).monotonic_clock(Frozen).build();
+        Self { plugin, wasi, table: ResourceTable::new(), limits }
     }
 }
 
@@ -50,6 +52,29 @@ impl Host for HostState {
 }
 
 impl super::bindings::sluice::plugin::types::Host for HostState {}
+
+/// WASI's clocks as plugins see them: stopped at zero.
+struct Frozen;
+
+impl HostWallClock for Frozen {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for Frozen {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+
+    fn now(&self) -> u64 {
+        0
+    }
+}
 
 struct Fields<'a>(&'a [(String, String)]);
 
