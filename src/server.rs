@@ -4,7 +4,7 @@
 use crate::broker::{Broker, MemoryBroker};
 use crate::config::{Config, ServerConfig};
 use crate::plugin::bindings::{ConnectRequest, Connection};
-use crate::plugin::{Chain, LoadError, Sandbox};
+use crate::plugin::{Chain, LoadError, MetricsSnapshot, Sandbox};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -47,6 +47,7 @@ pub struct Gateway {
     pub broker: Arc<dyn Broker>,
     /// The backend API, when configured.
     pub api: Option<crate::api::Api>,
+    plugins: Vec<Arc<Sandbox>>,
     connections: AtomicUsize,
     drained: Notify,
     next_id: AtomicU64,
@@ -68,11 +69,12 @@ impl Gateway {
     /// Loads every plugin (compiling off the async threads) and builds the routes.
     pub async fn build(config: Config) -> Result<Arc<Self>, ServeError> {
         let plugins = config.plugins.clone();
+        let max_output = config.server.max_message_size.bytes();
         let loaded = tokio::task::spawn_blocking(move || {
             let mut loaded = HashMap::new();
             let mut errors = Vec::new();
             for (name, plugin) in &plugins {
-                match Sandbox::load(name, plugin) {
+                match Sandbox::load(name, plugin, max_output, None) {
                     Ok(sandbox) => {
                         tracing::info!(plugin = name, hooks = ?sandbox.hooks, "plugin loaded");
                         loaded.insert(name.clone(), Arc::new(sandbox));
@@ -99,14 +101,22 @@ impl Gateway {
         });
         Ok(Arc::new(Self {
             server: config.server.clone(),
-            broker: Arc::new(MemoryBroker::new(config.channels.clone())),
+            broker: MemoryBroker::start(config.channels.clone()),
             routes,
             api,
+            plugins: loaded.into_values().collect(),
             connections: AtomicUsize::new(0),
             drained: Notify::new(),
             next_id: AtomicU64::new(1),
             stop: watch::channel(false).0,
         }))
+    }
+
+    /// Every loaded plugin's counters, per hook, by plugin name.
+    pub fn plugin_metrics(&self) -> Vec<MetricsSnapshot> {
+        let mut all: Vec<_> = self.plugins.iter().map(|p| p.metrics()).collect();
+        all.sort_by(|a, b| a.plugin.cmp(&b.plugin));
+        all
     }
 
     /// Resolves (to `true`) once shutdown has begun.
@@ -144,7 +154,13 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let gateway = Gateway::build(config).await?;
+    serve_gateway(listener, Gateway::build(config).await?, shutdown).await;
+    Ok(())
+}
+
+/// Like [`serve`], with a gateway already built, so that the caller keeps a handle on
+/// it (for its metrics, or to reload it).
+pub async fn serve_gateway(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future<Output = ()>) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, routes = ?gateway.routes.keys().collect::<Vec<_>>(), "listening");
     }
@@ -176,7 +192,6 @@ pub async fn serve(
         }
     }
     tracing::info!(left = gateway.connections(), "stopped");
-    Ok(())
 }
 
 async fn connection(gateway: Arc<Gateway>, tcp: tokio::net::TcpStream, remote: SocketAddr) {

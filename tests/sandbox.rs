@@ -5,11 +5,13 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use sluice::plugin::{Hook, MetricsSnapshot};
 
 const CONFIG: &str = r#"
 [plugins.trap-closed]
 path = "{wasm}/trap.wasm"
 on_error = "fail-closed"
+instances = 1
 config = { trigger = "boom" }
 
 [plugins.trap-open]
@@ -55,6 +57,20 @@ async fn a_trapping_fail_closed_plugin_drops_the_message_and_serves_the_next() {
         assert_eq!(ok["op"], "reply", "the rebuilt instance serves again: {ok}");
         assert_eq!(recv(&mut watcher).await["data"], json!({"n": i}));
     }
+
+    let metrics = plugin_metrics(&gw, "trap-closed");
+    let inbound = metrics.hook(Hook::OnInbound);
+    assert_eq!((inbound.calls, inbound.errors, inbound.timeouts), (4, 1, 0), "{metrics:?}");
+    assert_eq!(inbound.latency_buckets.iter().sum::<u64>(), 4, "every call that ran is timed");
+    assert_eq!(metrics.hook(Hook::OnConnect).calls, 0, "undeclared hooks are never called");
+    assert_eq!(metrics.instances_built, 2, "built at load, rebuilt once after the trap");
+    assert_eq!(plugin_metrics(&gw, "trap-open").hook(Hook::OnInbound).calls, 0, "another route's plugin");
+}
+
+/// One plugin's counters, by name.
+fn plugin_metrics(gw: &Gateway, plugin: &str) -> MetricsSnapshot {
+    let all = gw.state.plugin_metrics();
+    all.into_iter().find(|m| m.plugin == plugin).unwrap_or_else(|| panic!("no metrics for {plugin}"))
 }
 
 #[tokio::test]
@@ -128,4 +144,5 @@ async fn plugins_get_no_files_environment_or_sockets() {
     assert!(report["file"].as_str().unwrap().starts_with("error"), "reading /etc/passwd: {report}");
     assert!(report["env"].is_null(), "environment: {report}");
     assert!(report["socket"].as_str().unwrap().starts_with("error"), "connecting out: {report}");
+    assert_eq!(report["clock"], "ok: 0 ms since the epoch", "WASI clocks are stopped: {report}");
 }

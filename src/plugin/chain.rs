@@ -5,6 +5,7 @@ use super::bindings::{
     Audience, ConnectRequest, ConnectVerdict, Connection, DisconnectReason, Hooks, InboundMessage,
     InboundVerdict, OutboundMessage, SubscribeVerdict,
 };
+use super::metrics::Hook;
 use super::sandbox::{Failure, Sandbox};
 use crate::config::FailurePolicy;
 use std::sync::Arc;
@@ -65,7 +66,8 @@ impl Chain {
     pub fn connect(&self, request: &mut ConnectRequest) -> Result<(), (u16, String)> {
         let key = request.connection.id;
         for plugin in self.with(Hooks::ON_CONNECT) {
-            match plugin.call(key, "on-connect", |p, s| p.sluice_plugin_handler().call_on_connect(s, request))
+            match plugin
+                .call(key, Hook::OnConnect, |p, s| p.sluice_plugin_handler().call_on_connect(s, request))
             {
                 Ok(ConnectVerdict::Accept(Some(identity))) => request.connection.identity = Some(identity),
                 Ok(ConnectVerdict::Accept(None)) => {}
@@ -80,7 +82,7 @@ impl Chain {
     /// Runs `on-subscribe` for a channel or pattern.
     pub fn subscribe(&self, connection: &Connection, channel: &str) -> Result<(), Refusal> {
         for plugin in self.with(Hooks::ON_SUBSCRIBE) {
-            let verdict = plugin.call(connection.id, "on-subscribe", |p, s| {
+            let verdict = plugin.call(connection.id, Hook::OnSubscribe, |p, s| {
                 p.sluice_plugin_handler().call_on_subscribe(s, connection, channel)
             });
             match verdict {
@@ -98,8 +100,13 @@ impl Chain {
     /// Runs `on-inbound`; each plugin sees the data as the previous one left it.
     pub fn inbound(&self, key: u64, mut message: InboundMessage) -> Inbound {
         for plugin in self.with(Hooks::ON_INBOUND) {
-            let verdict =
-                plugin.call(key, "on-inbound", |p, s| p.sluice_plugin_handler().call_on_inbound(s, &message));
+            let verdict = plugin.call(key, Hook::OnInbound, |p, s| {
+                let verdict = p.sluice_plugin_handler().call_on_inbound(s, &message)?;
+                if let InboundVerdict::Replace(data) = &verdict {
+                    plugin.check_output(Some(data))?;
+                }
+                Ok(verdict)
+            });
             match verdict {
                 Ok(InboundVerdict::Pass) => {}
                 Ok(InboundVerdict::Replace(data)) => {
@@ -129,8 +136,12 @@ impl Chain {
         let key = message.offset;
         let mut out = Outbound { data: None, meta: message.meta.clone(), audience: Audience::Everyone };
         for plugin in self.with(Hooks::ON_OUTBOUND) {
-            let verdict = plugin
-                .call(key, "on-outbound", |p, s| p.sluice_plugin_handler().call_on_outbound(s, &message));
+            let verdict = plugin.call(key, Hook::OnOutbound, |p, s| {
+                let verdict = p.sluice_plugin_handler().call_on_outbound(s, &message)?;
+                plugin.check_output(verdict.data.as_deref())?;
+                plugin.check_output(verdict.meta.as_deref())?;
+                Ok(verdict)
+            });
             match verdict {
                 Ok(verdict) => {
                     if let Some(data) = verdict.data {
@@ -156,7 +167,7 @@ impl Chain {
     /// Runs `on-disconnect`, best effort: failures are logged and otherwise ignored.
     pub fn disconnect(&self, connection: &Connection, reason: DisconnectReason) {
         for plugin in self.with(Hooks::ON_DISCONNECT) {
-            let _ = plugin.call(connection.id, "on-disconnect", |p, s| {
+            let _ = plugin.call(connection.id, Hook::OnDisconnect, |p, s| {
                 p.sluice_plugin_handler().call_on_disconnect(s, connection, reason)
             });
         }

@@ -5,7 +5,9 @@ pub mod bindings;
 mod chain;
 mod engine;
 mod host;
+pub mod metrics;
 mod sandbox;
 
 pub use chain::{Chain, Inbound, Outbound, Refusal};
-pub use sandbox::{Failure, LoadError, Sandbox, Stats};
+pub use metrics::{Hook, HookSnapshot, MetricsSnapshot};
+pub use sandbox::{Failure, LoadError, OutputTooBig, Sandbox};

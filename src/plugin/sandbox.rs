@@ -4,8 +4,8 @@
 use super::bindings::{Hooks, Plugin, PluginPre};
 use super::engine::{prepare, ticks};
 use super::host::HostState;
+use super::metrics::{Hook, MetricsSnapshot, Outcome, PluginMetrics};
 use crate::config::{FailurePolicy, PluginConfig};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::{Store, StoreLimitsBuilder, Trap};
@@ -31,17 +31,20 @@ pub enum Failure {
     Trap,
     /// The instance crashed repeatedly and is backing off before the next rebuild.
     BackingOff,
+    /// The guest returned more than the host accepts (see [`OutputTooBig`]).
+    TooBig,
 }
 
-/// Counters for one plugin, kept for the metrics endpoint.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Hook calls made.
-    pub calls: AtomicU64,
-    /// Calls that trapped or could not run.
-    pub failures: AtomicU64,
-    /// Calls cut off at their deadline.
-    pub timeouts: AtomicU64,
+/// A hook's output over the limit: replacement `data` or `meta` larger than
+/// `server.max_message_size`. The chain's call closures return it; the instance is kept,
+/// since its store is not poisoned, and the plugin's policy applies.
+#[derive(Debug, thiserror::Error)]
+#[error("output of {size} bytes is over the limit of {limit}")]
+pub struct OutputTooBig {
+    /// Bytes the plugin returned.
+    pub size: usize,
+    /// Bytes allowed.
+    pub limit: usize,
 }
 
 struct Live {
@@ -88,8 +91,9 @@ pub struct Sandbox {
     pub hooks: Hooks,
     /// What to do when a call fails.
     pub policy: FailurePolicy,
-    /// Counters for metrics.
-    pub stats: Stats,
+    /// Largest replacement `data` or `meta` accepted from a hook, in bytes.
+    pub max_output: usize,
+    metrics: Arc<PluginMetrics>,
     pre: PluginPre<HostState>,
     init_config: String,
     deadline: u64,
@@ -98,8 +102,15 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Compiles `config.path`, runs `init` on a first instance and keeps it.
-    pub fn load(name: &str, config: &PluginConfig) -> Result<Self, LoadError> {
+    /// Compiles `config.path`, runs `init` on a first instance and keeps it. Hook
+    /// outputs over `max_output` bytes are failures. `metrics` carries a plugin's
+    /// counters over from the version it replaces on reload; `None` starts them at zero.
+    pub fn load(
+        name: &str,
+        config: &PluginConfig,
+        max_output: usize,
+        metrics: Option<Arc<PluginMetrics>>,
+    ) -> Result<Self, LoadError> {
         let fail = |reason: String| LoadError {
             plugin: name.into(),
             file: config.path.display().to_string(),
@@ -116,7 +127,8 @@ impl Sandbox {
             name: name.into(),
             hooks: Hooks::empty(),
             policy: config.on_error,
-            stats: Stats::default(),
+            max_output,
+            metrics: metrics.unwrap_or_default(),
             pre,
             init_config,
             deadline: ticks(config.deadline.0),
@@ -142,11 +154,40 @@ impl Sandbox {
         // `init` may do real work (parse config, build tables): it gets ten deadlines.
         store.set_epoch_deadline(self.deadline.saturating_mul(10));
         let plugin = self.pre.instantiate(&mut store).map_err(|e| format!("instantiate: {e:#}"))?;
+        let started = Instant::now();
         let hooks = contain(|| plugin.sluice_plugin_handler().call_init(&mut store, &self.init_config));
+        let outcome = match &hooks {
+            Ok(Ok(_)) => Outcome::Ok,
+            Err(e) if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) => Outcome::Timeout,
+            _ => Outcome::Error,
+        };
+        self.metrics.record(Hook::Init, outcome, Some(started.elapsed()));
+        self.metrics.instance_built();
         match hooks {
             Ok(Ok(hooks)) => Ok((Live { store, plugin }, hooks)),
             Ok(Err(message)) => Err(format!("init refused its config: {message}")),
             Err(e) => Err(format!("init failed: {e:#}")),
+        }
+    }
+
+    /// This plugin's counters, shared with the version that replaces it on reload.
+    pub fn metrics_handle(&self) -> Arc<PluginMetrics> {
+        self.metrics.clone()
+    }
+
+    /// A copy of this plugin's counters, per hook.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot(&self.name)
+    }
+
+    /// Fails with [`OutputTooBig`] when `output` is over [`Sandbox::max_output`]; for the
+    /// chain's call closures.
+    pub fn check_output(&self, output: Option<&str>) -> wasmtime::Result<()> {
+        match output {
+            Some(text) if text.len() > self.max_output => {
+                Err(wasmtime::Error::new(OutputTooBig { size: text.len(), limit: self.max_output }))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -156,16 +197,15 @@ impl Sandbox {
     pub fn call<R>(
         &self,
         key: u64,
-        hook: &'static str,
+        hook: Hook,
         f: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, Failure> {
         let index = usize::try_from(key % self.shards.len() as u64).unwrap_or(0);
         let mut shard = self.shards[index].lock().unwrap_or_else(|e| e.into_inner());
-        self.stats.calls.fetch_add(1, Relaxed);
         let now = Instant::now();
         if shard.live.is_none() {
             if shard.backing_off(now) {
-                self.stats.failures.fetch_add(1, Relaxed);
+                self.metrics.record(hook, Outcome::BackingOff, None);
                 return Err(Failure::BackingOff);
             }
             match self.instantiate() {
@@ -173,35 +213,49 @@ impl Sandbox {
                 Err(reason) => {
                     tracing::warn!(
                         plugin = &*self.name,
-                        hook,
+                        %hook,
                         reason,
                         "plugin instance could not be rebuilt"
                     );
                     shard.crashed(now);
-                    self.stats.failures.fetch_add(1, Relaxed);
+                    self.metrics.record(hook, Outcome::Error, None);
                     return Err(Failure::Trap);
                 }
             }
         }
         let Some(live) = shard.live.as_mut() else {
+            self.metrics.record(hook, Outcome::Error, None);
             return Err(Failure::Trap);
         };
         live.store.set_epoch_deadline(self.deadline);
-        match contain(|| f(&live.plugin, &mut live.store)) {
-            Ok(value) => Ok(value),
-            Err(error) => {
-                let failure = match error.downcast_ref::<Trap>() {
-                    Some(Trap::Interrupt) => Failure::Timeout,
-                    _ => Failure::Trap,
-                };
-                shard.crashed(now);
-                self.stats.failures.fetch_add(1, Relaxed);
-                if failure == Failure::Timeout {
-                    self.stats.timeouts.fetch_add(1, Relaxed);
-                }
+        let started = Instant::now();
+        let result = contain(|| f(&live.plugin, &mut live.store));
+        let elapsed = started.elapsed();
+        match result {
+            Ok(value) => {
+                self.metrics.record(hook, Outcome::Ok, Some(elapsed));
+                Ok(value)
+            }
+            Err(error) if error.is::<OutputTooBig>() => {
+                self.metrics.record(hook, Outcome::Error, Some(elapsed));
                 tracing::warn!(
                     plugin = &*self.name,
-                    hook,
+                    %hook,
+                    error = %error,
+                    "plugin output refused; its instance is kept"
+                );
+                Err(Failure::TooBig)
+            }
+            Err(error) => {
+                let (failure, outcome) = match error.downcast_ref::<Trap>() {
+                    Some(Trap::Interrupt) => (Failure::Timeout, Outcome::Timeout),
+                    _ => (Failure::Trap, Outcome::Error),
+                };
+                shard.crashed(now);
+                self.metrics.record(hook, outcome, Some(elapsed));
+                tracing::warn!(
+                    plugin = &*self.name,
+                    %hook,
                     ?failure,
                     error = format!("{error:#}"),
                     "plugin call failed; its instance will be rebuilt"

@@ -83,8 +83,10 @@ pub fn now() -> u64 {
 /// A gateway running in this process.
 pub struct Gateway {
     pub addr: SocketAddr,
+    /// The running gateway itself, for its plugin metrics and reloads.
+    pub state: std::sync::Arc<sluice::server::Gateway>,
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), sluice::ServeError>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Gateway {
@@ -100,10 +102,11 @@ impl Gateway {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(sluice::serve(listener, config, async move {
+        let state = sluice::server::Gateway::build(config).await.expect("the test config's plugins load");
+        let task = tokio::spawn(sluice::server::serve_gateway(listener, state.clone(), async move {
             let _ = stopped.await;
         }));
-        Self { addr, stop: Some(stop), task }
+        Self { addr, state, stop: Some(stop), task }
     }
 
     /// `ws://addr{path}`
@@ -114,7 +117,8 @@ impl Gateway {
     /// Begins a graceful shutdown and waits for `serve` to return.
     pub async fn shutdown(mut self) -> Result<(), sluice::ServeError> {
         let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(PATIENCE, &mut self.task).await.expect("serve returns").unwrap()
+        tokio::time::timeout(PATIENCE, &mut self.task).await.expect("serve returns").unwrap();
+        Ok(())
     }
 }
 
