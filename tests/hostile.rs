@@ -1,0 +1,184 @@
+//! More hostile plugins: huge output, slow calls under and over their deadline, a plugin
+//! that crashes on every call, and the counters and log lines that name plugin and hook.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use sluice::plugin::{Hook, MetricsSnapshot};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+const CONFIG: &str = r#"
+[server]
+max_message_size = "64KiB"
+
+[plugins.huge-closed]
+path = "{wasm}/huge_output.wasm"
+memory = "160MiB"
+deadline = "5s"
+instances = 1
+config = { trigger = "flood" }
+
+[plugins.huge-open]
+path = "{wasm}/huge_output.wasm"
+memory = "160MiB"
+deadline = "5s"
+instances = 1
+on_error = "fail-open"
+config = { trigger = "flood" }
+
+[plugins.nap]
+path = "{wasm}/slow.wasm"
+deadline = "10s"
+config = { trigger = "nap", millis = 1500 }
+
+[plugins.oversleep]
+path = "{wasm}/slow.wasm"
+deadline = "50ms"
+config = { trigger = "oversleep", millis = 5000 }
+
+[plugins.crasher]
+path = "{wasm}/trap.wasm"
+instances = 1
+config = { trigger = "boom" }
+
+[[routes]]
+path = "/huge"
+plugins = ["huge-closed"]
+
+[[routes]]
+path = "/huge-open"
+plugins = ["huge-open"]
+
+[[routes]]
+path = "/slow"
+plugins = ["nap", "oversleep"]
+
+[[routes]]
+path = "/fast"
+
+[[routes]]
+path = "/crash"
+plugins = ["crasher"]
+
+[[channels]]
+pattern = "*"
+exclude_publisher = false
+"#;
+
+/// One plugin's counters, by name.
+fn metrics(gw: &Gateway, plugin: &str) -> MetricsSnapshot {
+    let all = gw.state.plugin_metrics();
+    all.into_iter().find(|m| m.plugin == plugin).unwrap_or_else(|| panic!("no metrics for {plugin}"))
+}
+
+#[tokio::test]
+async fn output_over_max_message_size_is_a_failure_and_gets_the_policy() {
+    let gw = Gateway::start(CONFIG).await;
+    let mut watcher = connect(&gw.url("/fast"), None).await;
+    subscribe(&mut watcher, "room").await;
+
+    let mut closed = connect(&gw.url("/huge"), None).await;
+    let refused = publish(&mut closed, "room", json!("flood")).await;
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("huge-closed"), "{refused}");
+    assert_eq!(publish(&mut closed, "room", json!("small")).await["op"], "reply");
+    assert_eq!(recv(&mut watcher).await["data"], "small", "the 64 MiB replacement never got out");
+    let m = metrics(&gw, "huge-closed");
+    assert_eq!((m.hook(Hook::OnInbound).calls, m.hook(Hook::OnInbound).errors), (2, 1), "{m:?}");
+    assert_eq!(m.instances_built, 1, "output refused, the instance itself was fine and is kept");
+
+    let mut open = connect(&gw.url("/huge-open"), None).await;
+    assert_eq!(publish(&mut open, "room", json!("flood")).await["op"], "reply");
+    assert_eq!(recv(&mut watcher).await["data"], "flood", "fail-open skips the plugin: original data");
+    assert_eq!(metrics(&gw, "huge-open").hook(Hook::OnInbound).errors, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_call_under_its_deadline_passes_while_others_are_served() {
+    let gw = Gateway::start(CONFIG).await;
+    let mut watcher = connect(&gw.url("/fast"), None).await;
+    subscribe(&mut watcher, "room").await;
+    let mut sleeper = connect(&gw.url("/slow"), None).await;
+    let mut bystander = connect(&gw.url("/fast"), None).await;
+
+    // The nap holds one worker for 1.5 s; the bystander's message overtakes it.
+    send(&mut sleeper, json!({"op": "publish", "channel": "room", "data": "nap", "id": 1})).await;
+    assert_eq!(publish(&mut bystander, "room", json!("meanwhile")).await["op"], "reply");
+    assert_eq!(recv(&mut watcher).await["data"], "meanwhile");
+    assert_eq!(recv(&mut sleeper).await["op"], "reply", "the nap ended within its deadline");
+    assert_eq!(recv(&mut watcher).await["data"], "nap");
+    let nap = metrics(&gw, "nap");
+    let inbound = nap.hook(Hook::OnInbound);
+    assert_eq!((inbound.calls, inbound.errors), (1, 0), "{nap:?}");
+    let slowest = inbound.latency_buckets.iter().rposition(|&n| n > 0).unwrap();
+    assert!(
+        sluice::plugin::metrics::BUCKETS_US.get(slowest).is_none_or(|&bound| bound >= 1_000_000),
+        "the histogram saw a call over a second: {inbound:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_call_over_its_deadline_is_cut_off() {
+    let gw = Gateway::start(CONFIG).await;
+    let mut sleeper = connect(&gw.url("/slow"), None).await;
+    let refused = publish(&mut sleeper, "room", json!("oversleep")).await;
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("oversleep"), "{refused}");
+    let inbound = metrics(&gw, "oversleep").hook(Hook::OnInbound).clone();
+    assert_eq!((inbound.calls, inbound.errors, inbound.timeouts), (1, 1, 1), "{inbound:?}");
+    assert_eq!(inbound.latency_buckets.last(), Some(&0), "cut off long before a second");
+    assert_eq!(publish(&mut sleeper, "room", json!("awake")).await["op"], "reply");
+}
+
+#[tokio::test]
+async fn a_plugin_that_crashes_on_every_call_backs_off_instead_of_rebuilding() {
+    let gw = Gateway::start(CONFIG).await;
+    let mut attacker = connect(&gw.url("/crash"), None).await;
+    const ATTEMPTS: u64 = 12;
+    for _ in 0..ATTEMPTS {
+        let refused = publish(&mut attacker, "room", json!("boom")).await;
+        assert_eq!(refused["code"], "unavailable", "{refused}");
+    }
+    let m = metrics(&gw, "crasher");
+    let inbound = m.hook(Hook::OnInbound);
+    assert_eq!((inbound.calls, inbound.errors), (ATTEMPTS, ATTEMPTS), "{m:?}");
+    assert!(inbound.backing_off >= 1, "later calls fail fast while backing off: {m:?}");
+    // Built at load, then rebuilt only for calls that were not refused at once.
+    assert_eq!(m.instances_built, 1 + (ATTEMPTS - 1 - inbound.backing_off), "{m:?}");
+    assert!(m.instances_built < ATTEMPTS, "no rebuild per message: {m:?}");
+}
+
+/// A `tracing` writer that keeps what is written, for reading log lines in a test.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// A current-thread runtime: every gateway task runs on this thread, under its subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn failure_log_lines_name_the_plugin_and_the_hook() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let gw = Gateway::start(CONFIG).await;
+    let mut attacker = connect(&gw.url("/crash"), None).await;
+    assert_eq!(publish(&mut attacker, "room", json!("boom")).await["code"], "unavailable");
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = logs.lines().find(|l| l.contains("plugin call failed")).unwrap_or_else(|| panic!("{logs}"));
+    assert!(line.contains(r#"plugin="crasher""#) && line.contains("hook=on-inbound"), "{line}");
+}
