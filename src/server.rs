@@ -4,7 +4,7 @@
 use crate::broker::{Broker, MemoryBroker};
 use crate::config::{Config, ServerConfig};
 use crate::plugin::bindings::{ConnectRequest, Connection};
-use crate::plugin::{Chain, LoadError, MetricsSnapshot, Sandbox};
+use crate::plugin::{Chain, LoadError, LoadOptions, MetricsSnapshot, Sandbox};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -69,14 +69,14 @@ impl Gateway {
     /// Loads every plugin (compiling off the async threads) and builds the routes.
     pub async fn build(config: Config) -> Result<Arc<Self>, ServeError> {
         let plugins = config.plugins.clone();
-        let max_output = config.server.max_message_size.bytes();
+        let options = LoadOptions::from_server(&config.server);
         let loaded = tokio::task::spawn_blocking(move || {
             let mut loaded = HashMap::new();
             let mut errors = Vec::new();
             for (name, plugin) in &plugins {
-                match Sandbox::load(name, plugin, max_output, None) {
+                match Sandbox::load(name, plugin, &options, None) {
                     Ok(sandbox) => {
-                        tracing::info!(plugin = name, hooks = ?sandbox.hooks, "plugin loaded");
+                        tracing::info!(plugin = name, hooks = ?sandbox.hooks, source = ?sandbox.source, "plugin loaded");
                         loaded.insert(name.clone(), Arc::new(sandbox));
                     }
                     Err(e) => errors.push(e),

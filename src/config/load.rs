@@ -54,6 +54,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     for plugin in config.plugins.values_mut() {
         plugin.path = base.join(&plugin.path);
     }
+    if !config.server.plugin_cache.as_os_str().is_empty() {
+        config.server.plugin_cache = base.join(&config.server.plugin_cache);
+    }
     Ok(config)
 }
 

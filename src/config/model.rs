@@ -44,6 +44,10 @@ pub struct ServerConfig {
     pub max_channels_per_connection: usize,
     /// `shutdown_grace = "10s"`: time given to flush queues and close clients on shutdown.
     pub shutdown_grace: Duration,
+    /// `plugin_cache = ".sluice-cache"`: folder for compiled plugins, relative to the config
+    /// file (the default shown); `""` turns the cache off. Anyone who can write to it can
+    /// run code in the gateway, so it must be as protected as the binary.
+    pub plugin_cache: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +62,7 @@ impl Default for ServerConfig {
             client_timeout: Duration::secs(60),
             max_channels_per_connection: 128,
             shutdown_grace: Duration::secs(10),
+            plugin_cache: PathBuf::from(".sluice-cache"),
         }
     }
 }

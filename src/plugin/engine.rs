@@ -1,10 +1,12 @@
 //! The process's one wasmtime `Engine`, its epoch ticker, and compiled components
-//! kept so that a plugin file is compiled once per process.
+//! kept so that a plugin file is compiled once per process, and once per machine with
+//! the compile cache on disk.
 
 use super::bindings::PluginPre;
+use super::cache::{self, Source};
 use super::host::HostState;
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -16,7 +18,8 @@ pub const TICK: Duration = Duration::from_millis(1);
 struct Shared {
     engine: Engine,
     linker: Linker<HostState>,
-    compiled: Mutex<HashMap<u64, Component>>,
+    /// Compiled components by the sha256 of their bytes.
+    compiled: Mutex<HashMap<[u8; 32], Component>>,
 }
 
 fn shared() -> &'static Shared {
@@ -50,23 +53,49 @@ pub fn engine() -> &'static Engine {
     &shared().engine
 }
 
-/// Compiles (or reuses) a component from its bytes and links it against the host.
-pub fn prepare(bytes: &[u8]) -> wasmtime::Result<PluginPre<HostState>> {
+/// Compiles a component from its bytes, or reuses it from this process's memory or from
+/// the compile cache in `cache_dir` (when given), and links it against the host. A
+/// component compiled here is written to the cache for the next process.
+pub fn prepare(bytes: &[u8], cache_dir: Option<&Path>) -> wasmtime::Result<(PluginPre<HostState>, Source)> {
     let shared = shared();
-    let mut hasher = DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    let key = hasher.finish();
-    let cached = shared.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
-    let component = match cached {
-        Some(component) => component,
+    let content = cache::content_hash(bytes);
+    let key = cache_dir.map(|_| cache::key(&shared.engine, &content));
+    let remembered = shared.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(&content).cloned();
+    let (component, source) = match remembered {
+        Some(component) => {
+            if let (Some(dir), Some(key)) = (cache_dir, &key)
+                && !cache::entry_path(dir, key).exists()
+            {
+                cache::write(dir, key, &component);
+            }
+            (component, Source::Memory)
+        }
         None => {
-            let component = Component::new(&shared.engine, bytes)?;
+            let cached =
+                cache_dir.zip(key.as_ref()).and_then(|(dir, key)| cache::read(&shared.engine, dir, key));
+            let (component, source) = match cached {
+                Some(component) => (component, Source::Disk),
+                None => {
+                    let component = Component::new(&shared.engine, bytes)?;
+                    if let (Some(dir), Some(key)) = (cache_dir, &key) {
+                        cache::write(dir, key, &component);
+                    }
+                    (component, Source::Compiled)
+                }
+            };
             let mut compiled = shared.compiled.lock().unwrap_or_else(|e| e.into_inner());
-            compiled.insert(key, component.clone());
-            component
+            compiled.insert(content, component.clone());
+            (component, source)
         }
     };
-    PluginPre::new(shared.linker.instantiate_pre(&component)?)
+    Ok((PluginPre::new(shared.linker.instantiate_pre(&component)?)?, source))
+}
+
+/// Forgets every component compiled by this process, so that the next load reads the
+/// disk cache or compiles again. For tests and benchmarks of the cache; a gateway never
+/// needs it.
+pub fn forget_compiled() {
+    shared().compiled.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
 /// Deadline in epoch ticks for a call of at most `limit`.

@@ -2,12 +2,16 @@
 //! that routes run them in.
 
 pub mod bindings;
+mod cache;
 mod chain;
 mod engine;
 mod host;
 pub mod metrics;
+mod precompiled;
 mod sandbox;
 
+pub use cache::Source;
 pub use chain::{Chain, Inbound, Outbound, Refusal};
+pub use engine::forget_compiled;
 pub use metrics::{Hook, HookSnapshot, MetricsSnapshot};
-pub use sandbox::{Failure, LoadError, OutputTooBig, Sandbox};
+pub use sandbox::{Failure, LoadError, LoadOptions, OutputTooBig, Sandbox};

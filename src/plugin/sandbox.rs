@@ -2,10 +2,12 @@
 //! deadlines and memory caps, and rebuilding with back-off after a failed call.
 
 use super::bindings::{Hooks, Plugin, PluginPre};
+use super::cache::Source;
 use super::engine::{prepare, ticks};
 use super::host::HostState;
 use super::metrics::{Hook, MetricsSnapshot, Outcome, PluginMetrics};
 use crate::config::{FailurePolicy, PluginConfig};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::{Store, StoreLimitsBuilder, Trap};
@@ -33,6 +35,27 @@ pub enum Failure {
     BackingOff,
     /// The guest returned more than the host accepts (see [`OutputTooBig`]).
     TooBig,
+}
+
+/// What loading a plugin takes from `[server]` rather than from its own section.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Largest replacement `data` or `meta` accepted from a hook, in bytes
+    /// (`server.max_message_size`).
+    pub max_output: usize,
+    /// The compile cache folder (`server.plugin_cache`); `None` turns it off.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl LoadOptions {
+    /// The options `[server]` gives.
+    pub fn from_server(server: &crate::config::ServerConfig) -> Self {
+        let cache = &server.plugin_cache;
+        Self {
+            max_output: server.max_message_size.bytes(),
+            cache_dir: (!cache.as_os_str().is_empty()).then(|| cache.clone()),
+        }
+    }
 }
 
 /// A hook's output over the limit: replacement `data` or `meta` larger than
@@ -93,6 +116,8 @@ pub struct Sandbox {
     pub policy: FailurePolicy,
     /// Largest replacement `data` or `meta` accepted from a hook, in bytes.
     pub max_output: usize,
+    /// Where its compiled code came from.
+    pub source: Source,
     metrics: Arc<PluginMetrics>,
     pre: PluginPre<HostState>,
     init_config: String,
@@ -102,13 +127,13 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Compiles `config.path`, runs `init` on a first instance and keeps it. Hook
-    /// outputs over `max_output` bytes are failures. `metrics` carries a plugin's
-    /// counters over from the version it replaces on reload; `None` starts them at zero.
+    /// Compiles `config.path` (or finds it compiled), runs `init` on a first instance
+    /// and keeps it. `metrics` carries a plugin's counters over from the version it
+    /// replaces on reload; `None` starts them at zero.
     pub fn load(
         name: &str,
         config: &PluginConfig,
-        max_output: usize,
+        options: &LoadOptions,
         metrics: Option<Arc<PluginMetrics>>,
     ) -> Result<Self, LoadError> {
         let fail = |reason: String| LoadError {
@@ -117,8 +142,8 @@ impl Sandbox {
             reason,
         };
         let bytes = std::fs::read(&config.path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let pre =
-            prepare(&bytes).map_err(|e| fail(format!("not a loadable sluice:plugin component: {e:#}")))?;
+        let (pre, source) = prepare(&bytes, options.cache_dir.as_deref())
+            .map_err(|e| fail(format!("not a loadable sluice:plugin component: {e:#}")))?;
         let init_config = match &config.config {
             Some(value) => serde_json::to_string(value).map_err(|e| fail(format!("config: {e}")))?,
             None => "{}".into(),
@@ -127,7 +152,8 @@ impl Sandbox {
             name: name.into(),
             hooks: Hooks::empty(),
             policy: config.on_error,
-            max_output,
+            max_output: options.max_output,
+            source,
             metrics: metrics.unwrap_or_default(),
             pre,
             init_config,
