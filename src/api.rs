@@ -159,7 +159,7 @@ fn publish_one(api: &Api, gateway: &Gateway, message: &Message, max: usize) -> R
         data: message.data.get().to_owned(),
     };
     let key = api.calls.fetch_add(1, Ordering::Relaxed);
-    let data = match api.route.chain.inbound(key, inbound) {
+    let data = match api.route.chain().inbound(key, inbound) {
         Inbound::Publish(data) => data,
         Inbound::Refuse(r) if r.code == "unavailable" => {
             return Err((StatusCode::SERVICE_UNAVAILABLE, r.code, r.reason));

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         .init();
     let config = match sluice::config::load(&cli.config) {
         Ok(mut config) => {
-            if let Some(listen) = cli.listen {
+            if let Some(listen) = cli.listen.clone() {
                 config.server.listen = listen;
             }
             config
@@ -69,8 +69,14 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
-                match sluice::serve(listener, config, sluice::shutdown::signals()).await {
-                    Ok(()) => ExitCode::SUCCESS,
+                match sluice::server::Gateway::build(config).await {
+                    Ok(gateway) => {
+                        let hangup =
+                            sluice::shutdown::reload_on_hangup(gateway.clone(), cli.config, cli.listen);
+                        tokio::spawn(hangup);
+                        sluice::server::serve_gateway(listener, gateway, sluice::shutdown::signals()).await;
+                        ExitCode::SUCCESS
+                    }
                     Err(e) => {
                         eprintln!("{e}");
                         ExitCode::from(EXIT_CONFIG)

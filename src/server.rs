@@ -4,7 +4,7 @@
 use crate::broker::{Broker, MemoryBroker};
 use crate::config::{Config, ServerConfig};
 use crate::plugin::bindings::{ConnectRequest, Connection};
-use crate::plugin::{Chain, LoadError, LoadOptions, MetricsSnapshot, Sandbox};
+use crate::plugin::{Chain, Live, LoadError, MetricsSnapshot, Table};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
+
+mod reload;
+pub use reload::{ReloadError, ReloadReport};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,21 +36,30 @@ pub struct Route {
     pub id: usize,
     /// The HTTP path.
     pub path: String,
-    /// Its plugins, in config order.
-    pub chain: Chain,
+    live: Arc<Live>,
+}
+
+impl Route {
+    /// Its plugins, in config order, as the latest reload left them: looked up per
+    /// message, so that a connection's next message runs through a reloaded chain.
+    pub fn chain(&self) -> Arc<Chain> {
+        self.live.chain(&self.path)
+    }
 }
 
 /// State shared by every connection.
 pub struct Gateway {
-    /// `[server]` settings.
+    /// `[server]` settings, as at start: a reload reports changes to them as needing a
+    /// restart.
     pub server: ServerConfig,
-    /// Routes by path.
+    /// Routes by path. Fixed at start; their chains follow reloads.
     pub routes: HashMap<String, Arc<Route>>,
     /// Where channels live.
     pub broker: Arc<dyn Broker>,
     /// The backend API, when configured.
     pub api: Option<crate::api::Api>,
-    plugins: Vec<Arc<Sandbox>>,
+    live: Arc<Live>,
+    reloads: reload::Reloads,
     connections: AtomicUsize,
     drained: Notify,
     next_id: AtomicU64,
@@ -68,31 +80,18 @@ impl Drop for ConnGuard {
 impl Gateway {
     /// Loads every plugin (compiling off the async threads) and builds the routes.
     pub async fn build(config: Config) -> Result<Arc<Self>, ServeError> {
-        let plugins = config.plugins.clone();
-        let options = LoadOptions::from_server(&config.server);
-        let loaded = tokio::task::spawn_blocking(move || {
-            let mut loaded = HashMap::new();
-            let mut errors = Vec::new();
-            for (name, plugin) in &plugins {
-                match Sandbox::load(name, plugin, &options, None) {
-                    Ok(sandbox) => {
-                        tracing::info!(plugin = name, hooks = ?sandbox.hooks, source = ?sandbox.source, "plugin loaded");
-                        loaded.insert(name.clone(), Arc::new(sandbox));
-                    }
-                    Err(e) => errors.push(e),
-                }
-            }
-            if errors.is_empty() { Ok(loaded) } else { Err(ServeError::Plugins(errors)) }
-        })
-        .await
-        .expect("plugin loading does not panic")?;
+        let loading = config.clone();
+        let (table, _) = tokio::task::spawn_blocking(move || Table::load(&loading, None))
+            .await
+            .expect("plugin loading does not panic")
+            .map_err(ServeError::Plugins)?;
+        let live = Arc::new(Live::new(table));
         let routes: HashMap<String, Arc<Route>> = config
             .routes
             .iter()
             .enumerate()
             .map(|(id, route)| {
-                let chain = Chain::new(route.plugins.iter().map(|name| loaded[name].clone()).collect());
-                (route.path.clone(), Arc::new(Route { id, path: route.path.clone(), chain }))
+                (route.path.clone(), Arc::new(Route { id, path: route.path.clone(), live: live.clone() }))
             })
             .collect();
         let api = config.api.as_ref().map(|api| {
@@ -104,7 +103,8 @@ impl Gateway {
             broker: MemoryBroker::start(config.channels.clone()),
             routes,
             api,
-            plugins: loaded.into_values().collect(),
+            live,
+            reloads: reload::Reloads::new(config),
             connections: AtomicUsize::new(0),
             drained: Notify::new(),
             next_id: AtomicU64::new(1),
@@ -114,9 +114,7 @@ impl Gateway {
 
     /// Every loaded plugin's counters, per hook, by plugin name.
     pub fn plugin_metrics(&self) -> Vec<MetricsSnapshot> {
-        let mut all: Vec<_> = self.plugins.iter().map(|p| p.metrics()).collect();
-        all.sort_by(|a, b| a.plugin.cmp(&b.plugin));
-        all
+        self.live.current().plugins().map(|p| p.metrics()).collect()
     }
 
     /// Resolves (to `true`) once shutdown has begun.
@@ -255,7 +253,7 @@ async fn handle(
             .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect(),
     };
-    if let Err((status, reason)) = route.chain.connect(&mut request) {
+    if let Err((status, reason)) = route.chain().connect(&mut request) {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
         tracing::debug!(%remote, %status, reason, "connection refused by a plugin");
         return text(status, reason);

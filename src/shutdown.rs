@@ -1,7 +1,23 @@
 //! Signals: the first SIGTERM or SIGINT starts a graceful shutdown; a second one
-//! exits at once.
+//! exits at once. SIGHUP reloads the config and plugins.
 
+use crate::server::Gateway;
+use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
+
+/// Reloads `gateway` from the file `config` on every SIGHUP, for as long as the process
+/// runs. `listen` is a `--listen` given at start. Each outcome is logged (by
+/// [`Gateway::reload`]) and counted; a rejected reload leaves the running config serving.
+pub async fn reload_on_hangup(gateway: Arc<Gateway>, config: PathBuf, listen: Option<String>) {
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        return tracing::error!("cannot install the SIGHUP handler; reload by restarting");
+    };
+    while hangup.recv().await.is_some() {
+        tracing::info!(config = %config.display(), "SIGHUP: reloading");
+        let _ = gateway.reload_file(&config, listen.as_deref()).await;
+    }
+}
 
 /// Resolves on the first SIGTERM or SIGINT, and arranges for the second to exit the
 /// process immediately with status 130.

@@ -59,8 +59,9 @@ fn encode(
     offset: u64,
     publication: &Publication,
 ) -> Option<(Outbound, Utf8Bytes)> {
-    let outbound = if route.chain.has_outbound() {
-        route.chain.outbound(OutboundMessage {
+    let chain = route.chain();
+    let outbound = if chain.has_outbound() {
+        chain.outbound(OutboundMessage {
             channel: channel.to_owned(),
             offset,
             data: publication.data.clone(),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// A whole, validated `gateway.toml`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     /// `[server]`: listener, limits and connection lifecycle.
     pub server: ServerConfig,
@@ -21,7 +21,7 @@ pub struct Config {
 }
 
 /// `[server]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// `listen = "127.0.0.1:8080"`: the address `sluice` binds (the default shown).
@@ -68,7 +68,7 @@ impl Default for ServerConfig {
 }
 
 /// `[api]`: `POST /api/publish` for backends.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     /// `keys = ["${SLUICE_API_KEY}"]`: accepted `Authorization: Bearer` keys; required.
@@ -89,7 +89,7 @@ pub enum FailurePolicy {
 }
 
 /// `[plugins.NAME]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
     /// `path = "plugins/target/wasm32-wasip2/release/enrich.wasm"`, relative to the
@@ -125,7 +125,7 @@ fn default_instances() -> usize {
 }
 
 /// `[[routes]]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// `path = "/ws"`: the HTTP path clients upgrade on; required, starts with `/`.
@@ -136,7 +136,7 @@ pub struct RouteConfig {
 }
 
 /// `[[channels]]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     /// `pattern = "news.*"`: a channel name, or a prefix ending in `*`; required.

@@ -56,9 +56,13 @@ pub fn engine() -> &'static Engine {
 /// Compiles a component from its bytes, or reuses it from this process's memory or from
 /// the compile cache in `cache_dir` (when given), and links it against the host. A
 /// component compiled here is written to the cache for the next process.
-pub fn prepare(bytes: &[u8], cache_dir: Option<&Path>) -> wasmtime::Result<(PluginPre<HostState>, Source)> {
+/// `content` is the sha256 of `bytes` ([`cache::content_hash`]).
+pub fn prepare(
+    bytes: &[u8],
+    content: [u8; 32],
+    cache_dir: Option<&Path>,
+) -> wasmtime::Result<(PluginPre<HostState>, Source)> {
     let shared = shared();
-    let content = cache::content_hash(bytes);
     let key = cache_dir.map(|_| cache::key(&shared.engine, &content));
     let remembered = shared.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(&content).cloned();
     let (component, source) = match remembered {

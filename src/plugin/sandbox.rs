@@ -2,7 +2,7 @@
 //! deadlines and memory caps, and rebuilding with back-off after a failed call.
 
 use super::bindings::{Hooks, Plugin, PluginPre};
-use super::cache::Source;
+use super::cache::{Source, content_hash};
 use super::engine::{prepare, ticks};
 use super::host::HostState;
 use super::metrics::{Hook, MetricsSnapshot, Outcome, PluginMetrics};
@@ -118,6 +118,10 @@ pub struct Sandbox {
     pub max_output: usize,
     /// Where its compiled code came from.
     pub source: Source,
+    /// The sha256 of its component file when it was loaded.
+    pub content: [u8; 32],
+    /// Its `[plugins.NAME]` section when it was loaded.
+    pub config: PluginConfig,
     metrics: Arc<PluginMetrics>,
     pre: PluginPre<HostState>,
     init_config: String,
@@ -142,7 +146,8 @@ impl Sandbox {
             reason,
         };
         let bytes = std::fs::read(&config.path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let (pre, source) = prepare(&bytes, options.cache_dir.as_deref())
+        let content = content_hash(&bytes);
+        let (pre, source) = prepare(&bytes, content, options.cache_dir.as_deref())
             .map_err(|e| fail(format!("not a loadable sluice:plugin component: {e:#}")))?;
         let init_config = match &config.config {
             Some(value) => serde_json::to_string(value).map_err(|e| fail(format!("config: {e}")))?,
@@ -154,6 +159,8 @@ impl Sandbox {
             policy: config.on_error,
             max_output: options.max_output,
             source,
+            content,
+            config: config.clone(),
             metrics: metrics.unwrap_or_default(),
             pre,
             init_config,

@@ -129,7 +129,7 @@ pub async fn run(
         };
         let _ = tokio::time::timeout(LINGER.min(gateway.server.shutdown_grace.0), linger).await;
     }
-    session.route.chain.disconnect(&session.connection, reason);
+    session.route.chain().disconnect(&session.connection, reason);
     tracing::debug!(conn = session.connection.id, ?reason, "disconnected");
     drop(guard);
 }
@@ -172,7 +172,7 @@ impl Session {
         if self.channels.len() >= limit {
             return self.refuse(id, "limit", &format!("at most {limit} subscriptions per connection"));
         }
-        if let Err(refusal) = self.route.chain.subscribe(&self.connection, &channel) {
+        if let Err(refusal) = self.route.chain().subscribe(&self.connection, &channel) {
             return self.refuse(id, refusal.code, &refusal.reason);
         }
         let subscriber = Subscriber {
@@ -214,7 +214,7 @@ impl Session {
             data: data.get().to_owned(),
         };
         let channel = message.channel.clone();
-        match self.route.chain.inbound(self.connection.id, message) {
+        match self.route.chain().inbound(self.connection.id, message) {
             Inbound::Publish(data) => {
                 let publication = Publication {
                     data,
