@@ -196,3 +196,19 @@ pub async fn publish(ws: &mut Ws, channel: &str, data: Value) -> Value {
     send(ws, json!({"op": "publish", "channel": channel, "data": data, "id": 2})).await;
     recv(ws).await
 }
+
+/// Builds the JavaScript, Python and C plugins once per test process with
+/// `scripts/build-plugins` (which installs their toolchains on first use and skips
+/// unchanged plugins); returns the folder holding `js/`, `python/` and `c/`.
+pub fn language_plugins() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = std::process::Command::new(root().join("scripts/build-plugins"))
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .status()
+            .expect("running scripts/build-plugins");
+        assert!(status.success(), "scripts/build-plugins failed");
+        root().join("plugins/target")
+    })
+}
