@@ -85,7 +85,7 @@ plugins = ["enrich"]
     let config = sluice::config::load(&config).unwrap_or_else(|e| panic!("{e}"));
     let gateway = sluice::server::Gateway::build(config).await.unwrap_or_else(|e| panic!("{e}"));
     let _ = std::fs::remove_dir_all(&dir);
-    let chain = |path: &str| -> &Chain { &gateway.routes[path].chain };
+    let chain = |path: &str| -> std::sync::Arc<Chain> { gateway.routes[path].chain() };
 
     let identity = Identity { subject: "alice".into(), claims: r#"{"sub":"alice"}"#.into() };
     let connection =
