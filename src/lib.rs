@@ -11,12 +11,14 @@
 //! - [`broker`]: channels, offsets, history, and fan-out of shared frames.
 //! - [`api`]: `POST /api/publish` for backends.
 //! - [`shutdown`]: signals that start a graceful shutdown.
+//! - [`scaffold`]: `sluice plugin new`, plugin projects from templates.
 
 pub mod api;
 pub mod broker;
 pub mod config;
 pub mod plugin;
 pub mod protocol;
+pub mod scaffold;
 pub mod server;
 pub mod session;
 pub mod shutdown;

@@ -25,10 +25,16 @@ struct Cli {
 enum Command {
     /// Validate the configuration and load every plugin, without serving.
     Check,
+    /// Plugin authoring: `sluice plugin new NAME --lang rust|js|python|c [--dir PATH]`.
+    #[command(subcommand)]
+    Plugin(sluice::scaffold::PluginCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Plugin(command)) = &cli.command {
+        return sluice::scaffold::run(command);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -51,6 +57,7 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     runtime.block_on(async move {
         match cli.command {
+            Some(Command::Plugin(_)) => unreachable!("handled before the config is loaded"),
             Some(Command::Check) => match sluice::server::Gateway::build(config).await {
                 Ok(gateway) => {
                     println!("{}: ok ({} route(s))", cli.config.display(), gateway.routes.len());
