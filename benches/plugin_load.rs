@@ -3,26 +3,39 @@
 //! the cache on disk, and with the component already in this process's memory.
 //!
 //! `cargo bench --bench plugin_load [-- RUNS]` (default 5 runs; the median is printed).
-//! Needs the example plugins built (`scripts/setup`, or any test run).
+//! Needs the example plugins built (`scripts/setup`, or any test run); the JavaScript,
+//! Python and C plugins are measured too when `scripts/build-plugins` has built them.
 
 use sluice::plugin::{LoadOptions, Sandbox, Source, forget_compiled};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const PLUGINS: [(&str, &str); 3] = [
-    ("jwt-auth", "{ secret = \"bench\" }"),
-    ("content-filter", "{ words = [\"spam\", \"scam\"] }"),
-    ("enrich", "{}"),
+/// Name, file under `plugins/target`, and the lines of its `[plugins.p]` besides `path`.
+const PLUGINS: [(&str, &str, &str); 6] = [
+    ("jwt-auth", "wasm32-wasip2/release/jwt_auth.wasm", "config = { secret = \"bench\" }"),
+    ("content-filter", "wasm32-wasip2/release/content_filter.wasm", "config = { words = [\"spam\"] }"),
+    ("enrich", "wasm32-wasip2/release/enrich.wasm", ""),
+    ("channel-guard (C)", "c/channel-guard.wasm", "config = { allow = [\"news\"] }"),
+    (
+        "rate-limit (JS)",
+        "js/rate-limit.wasm",
+        "memory = \"128MiB\"\ndeadline = \"500ms\"\nconfig = { per_second = 3 }",
+    ),
+    (
+        "schema-filter (Py)",
+        "python/schema-filter.wasm",
+        "memory = \"128MiB\"\ndeadline = \"500ms\"\nconfig.schemas.\"orders.*\" = { required = { id = \"integer\" } }",
+    ),
 ];
 
-fn load(name: &str, plugin_config: &str, dir: &Path) -> (Duration, Source) {
-    let wasm = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("plugins/target/wasm32-wasip2/release")
-        .join(format!("{}.wasm", name.replace('-', "_")));
-    assert!(wasm.exists(), "{} is missing: run scripts/setup first", wasm.display());
+fn wasm(file: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/target").join(file)
+}
+
+fn load(name: &str, file: &str, lines: &str, dir: &Path) -> (Duration, Source) {
     let text = format!(
-        "[plugins.p]\npath = \"{}\"\ninstances = 1\nconfig = {plugin_config}\n[[routes]]\npath = \"/ws\"\nplugins = [\"p\"]\n",
-        wasm.display()
+        "[plugins.p]\npath = \"{}\"\ninstances = 1\n{lines}\n[[routes]]\npath = \"/ws\"\nplugins = [\"p\"]\n",
+        wasm(file).display()
     );
     let config = sluice::config::parse(&text).expect("bench config");
     let options = LoadOptions { max_output: 1 << 16, cache_dir: Some(dir.to_owned()) };
@@ -44,28 +57,35 @@ fn main() {
     let runs: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(5).max(1);
     let dir = std::env::temp_dir().join(format!("sluice-plugin-load-{}", std::process::id()));
     println!("median of {runs} runs; cache in {}", dir.display());
-    println!("{:<16} {:>10} {:>12} {:>14} {:>14}", "plugin", "wasm", "cold", "warm (disk)", "warm (memory)");
-    for (name, plugin_config) in PLUGINS {
+    println!("{:<18} {:>10} {:>12} {:>14} {:>14}", "plugin", "wasm", "cold", "warm (disk)", "warm (memory)");
+    for (name, file, lines) in PLUGINS {
+        if !wasm(file).exists() {
+            assert!(
+                !file.starts_with("wasm32"),
+                "{} is missing: run scripts/setup first",
+                wasm(file).display()
+            );
+            println!("{name:<16} not built (scripts/build-plugins builds it)");
+            continue;
+        }
         let (mut cold, mut disk, mut memory) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             let _ = std::fs::remove_dir_all(&dir);
             forget_compiled();
-            let (took, source) = load(name, plugin_config, &dir);
+            let (took, source) = load(name, file, lines, &dir);
             assert_eq!(source, Source::Compiled);
             cold.push(took);
             forget_compiled();
-            let (took, source) = load(name, plugin_config, &dir);
+            let (took, source) = load(name, file, lines, &dir);
             assert_eq!(source, Source::Disk);
             disk.push(took);
-            let (took, source) = load(name, plugin_config, &dir);
+            let (took, source) = load(name, file, lines, &dir);
             assert_eq!(source, Source::Memory);
             memory.push(took);
         }
-        let wasm = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("plugins/target/wasm32-wasip2/release/{}.wasm", name.replace('-', "_")));
-        let size = std::fs::metadata(wasm).map(|m| m.len()).unwrap_or(0);
+        let size = std::fs::metadata(wasm(file)).map(|m| m.len()).unwrap_or(0);
         println!(
-            "{:<16} {:>7} KiB {:>12} {:>14} {:>14}",
+            "{:<18} {:>7} KiB {:>12} {:>14} {:>14}",
             name,
             size / 1024,
             ms(median(cold)),
