@@ -78,6 +78,10 @@ fn main() -> ExitCode {
                 };
                 match sluice::server::Gateway::build(config).await {
                     Ok(gateway) => {
+                        if let Some(every) = gateway.server.watch {
+                            let (config, listen) = (cli.config.clone(), cli.listen.clone());
+                            tokio::spawn(gateway.clone().watch_files(config, listen, every.0));
+                        }
                         let hangup =
                             sluice::shutdown::reload_on_hangup(gateway.clone(), cli.config, cli.listen);
                         tokio::spawn(hangup);

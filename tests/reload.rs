@@ -179,3 +179,28 @@ async fn sighup_reloads_the_real_binary() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn with_watch_a_changed_config_file_is_reloaded() {
+    let dir = std::env::temp_dir().join(format!("sluice-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gateway.toml");
+    let text = |words: &str| {
+        let text = CONFIG.replace("{wasm}", &plugins().display().to_string()).replace(r#"["spam"]"#, words);
+        format!("[server]\nwatch = \"10ms\"\n{text}")
+    };
+    std::fs::write(&file, text(r#"["spam"]"#)).unwrap();
+    let gw = Gateway::start_with(sluice::config::load(&file).unwrap()).await;
+    let every = gw.state.server.watch.unwrap().0;
+    tokio::spawn(gw.state.clone().watch_files(file.clone(), None, every));
+    let mut outcomes = gw.state.reload_outcomes();
+    let mut ws = connect(&gw.url("/ws"), None).await;
+    assert!(!passes(&mut ws, "spam").await);
+
+    std::fs::write(&file, text(r#"["ham", "eggs"]"#)).unwrap();
+    let seen = tokio::time::timeout(PATIENCE, outcomes.wait_for(|(applied, _)| *applied == 1)).await;
+    assert_eq!(*seen.expect("reloaded in time").unwrap(), (1, 0));
+    assert!(passes(&mut ws, "spam").await, "the open connection sees the new words");
+    assert!(!passes(&mut ws, "eggs").await);
+    let _ = std::fs::remove_dir_all(&dir);
+}

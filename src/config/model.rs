@@ -48,6 +48,9 @@ pub struct ServerConfig {
     /// file (the default shown); `""` turns the cache off. Anyone who can write to it can
     /// run code in the gateway, so it must be as protected as the binary.
     pub plugin_cache: PathBuf,
+    /// `watch = "2s"`: look at `gateway.toml` and the plugin files this often and reload
+    /// when one changed (by size or modification time). Default: off; send SIGHUP instead.
+    pub watch: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +66,7 @@ impl Default for ServerConfig {
             max_channels_per_connection: 128,
             shutdown_grace: Duration::secs(10),
             plugin_cache: PathBuf::from(".sluice-cache"),
+            watch: None,
         }
     }
 }

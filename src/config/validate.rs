@@ -25,6 +25,13 @@ pub(super) fn check(config: &Config, spans: &Spans, report: &mut dyn FnMut(Range
     if server.client_timeout.0 <= server.heartbeat_interval.0 {
         report(at.clone(), "server.client_timeout", "must be longer than heartbeat_interval".into());
     }
+    if server.watch.is_some_and(|every| every.0.is_zero()) {
+        report(
+            at.clone(),
+            "server.watch",
+            "must be longer than 0s (leave it out to turn watching off)".into(),
+        );
+    }
     if server.send_queue.0 < server.max_message_size.0 {
         report(at, "server.send_queue", "must hold at least one message of max_message_size".into());
     }

@@ -5,26 +5,23 @@
 use super::Gateway;
 use crate::config::{Config, ConfigErrors};
 use crate::plugin::{LoadError, PluginChanges, Table};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
 
 /// Reload bookkeeping: the config the gateway started with, one reload at a time, and
 /// how many succeeded or failed.
 pub(super) struct Reloads {
     started: Config,
     one_at_a_time: tokio::sync::Mutex<()>,
-    applied: AtomicU64,
-    rejected: AtomicU64,
+    /// Reloads applied and rejected.
+    outcomes: watch::Sender<(u64, u64)>,
 }
 
 impl Reloads {
     pub(super) fn new(started: Config) -> Self {
-        Self {
-            started,
-            one_at_a_time: tokio::sync::Mutex::new(()),
-            applied: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-        }
+        Self { started, one_at_a_time: tokio::sync::Mutex::new(()), outcomes: watch::channel((0, 0)).0 }
     }
 }
 
@@ -70,7 +67,7 @@ impl Gateway {
         match loaded {
             Ok((table, plugins)) => {
                 self.live.swap(table);
-                self.reloads.applied.fetch_add(1, Relaxed);
+                self.reloads.outcomes.send_modify(|(applied, _)| *applied += 1);
                 let report = ReloadReport { plugins, needs_restart };
                 tracing::info!(
                     loaded = ?report.plugins.loaded,
@@ -104,11 +101,48 @@ impl Gateway {
 
     /// Reloads applied and rejected since start.
     pub fn reload_counts(&self) -> (u64, u64) {
-        (self.reloads.applied.load(Relaxed), self.reloads.rejected.load(Relaxed))
+        *self.reloads.outcomes.borrow()
+    }
+
+    /// Changes whenever a reload is applied or rejected, with both counts.
+    pub fn reload_outcomes(&self) -> watch::Receiver<(u64, u64)> {
+        self.reloads.outcomes.subscribe()
+    }
+
+    /// Reloads from `path` whenever it or a plugin file of the running config changes
+    /// size or modification time, checking `every` so often, until shutdown. `listen` is
+    /// as for [`Gateway::reload_file`]. A rejected change is not retried until the next.
+    pub async fn watch_files(self: Arc<Self>, path: PathBuf, listen: Option<String>, every: Duration) {
+        let mut stopping = self.stopping();
+        let mut last = self.file_stamps(&path);
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stopping.wait_for(|stop| *stop) => return,
+            }
+            let now = self.file_stamps(&path);
+            if now != last {
+                tracing::info!(config = %path.display(), "a watched file changed: reloading");
+                let _ = self.reload_file(&path, listen.as_deref()).await;
+                last = self.file_stamps(&path);
+            }
+        }
+    }
+
+    /// Size and modification time of the config file and the running plugins' files.
+    fn file_stamps(&self, config: &Path) -> Vec<Option<(u64, SystemTime)>> {
+        let table = self.live.current();
+        let plugins = table.plugins().map(|p| p.config.path.as_path());
+        std::iter::once(config)
+            .chain(plugins)
+            .map(|file| std::fs::metadata(file).ok().map(|m| (m.len(), m.modified().unwrap_or(UNIX_EPOCH))))
+            .collect()
     }
 
     fn rejected(&self, error: ReloadError) -> ReloadError {
-        self.reloads.rejected.fetch_add(1, Relaxed);
+        self.reloads.outcomes.send_modify(|(_, rejected)| *rejected += 1);
         tracing::error!(error = %error, "reload rejected; the previous config keeps serving");
         error
     }
@@ -135,7 +169,8 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
         client_timeout,
         max_channels_per_connection,
         shutdown_grace,
-        plugin_cache
+        plugin_cache,
+        watch
     );
     if old.api != new.api {
         keys.push("api".into());
