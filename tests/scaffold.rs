@@ -52,8 +52,12 @@ fn rust_template_is_a_crate_that_passes_its_tests() {
     check_files(&dir, &files, &["Cargo.toml", "src/lib.rs", "README.md", ".gitignore"]);
     let manifest = read(&dir, "Cargo.toml");
     assert!(manifest.contains("name = \"max-size\""), "{manifest}");
-    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk");
-    assert!(manifest.contains(&format!("path = \"{}\"", sdk.display())), "{manifest}");
+    // The SDK is found by path, in the checkout the library was built from.
+    let sdk =
+        manifest.split("sluice-plugin-sdk = { path = \"").nth(1).and_then(|rest| rest.split('"').next());
+    let sdk = Path::new(sdk.unwrap_or_else(|| panic!("no sdk path in {manifest}")));
+    assert!(sdk.is_absolute() && sdk.ends_with("sdk"), "{}", sdk.display());
+    assert!(read(sdk, "Cargo.toml").contains("name = \"sluice-plugin-sdk\""));
     assert!(read(&dir, "README.md").contains("max_size.wasm"));
 
     // The generated crate's own unit tests, natively; a shared target dir keeps reruns quick.
