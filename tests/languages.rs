@@ -17,13 +17,11 @@ config = { allow = ["chat.*", "orders.*", "news"] }
 
 [plugins.schema-filter]
 path = "{lang}/python/schema-filter.wasm"
-memory = "128MiB"
 deadline = "500ms"
 config.schemas."orders.*" = { required = { id = "integer", item = "string" }, optional = { qty = "number" }, extra = false }
 
 [plugins.rate-limit]
 path = "{lang}/js/rate-limit.wasm"
-memory = "128MiB"
 deadline = "500ms"
 config = { per_second = 3 }
 
@@ -145,7 +143,7 @@ async fn each_language_reports_a_bad_config_at_load() {
         ),
     ] {
         let text = config(&format!(
-            "[plugins.p]\npath = \"{{lang}}/{plugin}.wasm\"\nmemory = \"128MiB\"\ndeadline = \"500ms\"\nconfig = {config_line}\n\n[[routes]]\npath = \"/ws\"\nplugins = [\"p\"]\n"
+            "[plugins.p]\npath = \"{{lang}}/{plugin}.wasm\"\ndeadline = \"500ms\"\nconfig = {config_line}\n\n[[routes]]\npath = \"/ws\"\nplugins = [\"p\"]\n"
         ));
         let parsed = sluice::config::parse(&text).expect("the config itself is valid");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
