@@ -23,8 +23,9 @@ pub struct Subscriber {
 }
 
 /// Delivers one message to `subscribers`, running each route's outbound chain once.
-pub fn deliver(
-    subscribers: &[&Subscriber],
+/// Takes an iterator so that the broker need not collect recipients per message.
+pub fn deliver<'a>(
+    subscribers: impl IntoIterator<Item = &'a Subscriber>,
     channel: &str,
     offset: u64,
     publication: &Publication,

@@ -107,20 +107,22 @@ impl MemoryBroker {
         channels: &mut HashMap<String, Arc<Mutex<Channel>>>,
         name: &str,
     ) -> Arc<Mutex<Channel>> {
-        channels
-            .entry(name.to_owned())
-            .or_insert_with(|| {
-                let n = self.epochs.fetch_add(1, Ordering::Relaxed);
-                Arc::new(Mutex::new(Channel {
-                    epoch: format!("{:x}-{n:x}", self.boot),
-                    last: 0,
-                    options: self.options(name),
-                    history: VecDeque::new(),
-                    subscribers: Vec::new(),
-                    touched: Instant::now(),
-                }))
-            })
-            .clone()
+        // Look up before `entry`, which needs an owned key: publishing to an existing
+        // channel allocates nothing here.
+        if let Some(channel) = channels.get(name) {
+            return channel.clone();
+        }
+        let n = self.epochs.fetch_add(1, Ordering::Relaxed);
+        let channel = Arc::new(Mutex::new(Channel {
+            epoch: format!("{:x}-{n:x}", self.boot),
+            last: 0,
+            options: self.options(name),
+            history: VecDeque::new(),
+            subscribers: Vec::new(),
+            touched: Instant::now(),
+        }));
+        channels.insert(name.to_owned(), channel.clone());
+        channel
     }
 
     /// Forgets a channel if that loses nothing (see `Channel::forgettable`).
@@ -178,12 +180,9 @@ impl Broker for MemoryBroker {
             // Delivering under the channel's lock keeps every subscriber's order equal
             // to offset order.
             let patterns = self.patterns.read().unwrap_or_else(|e| e.into_inner());
-            let recipients: Vec<&Subscriber> = c
-                .subscribers
-                .iter()
-                .chain(patterns.iter().filter(|(p, _)| matches(p, name)).map(|(_, s)| s))
-                .collect();
-            deliver(&recipients, name, offset, &publication, c.options.exclude_publisher);
+            let recipients =
+                c.subscribers.iter().chain(patterns.iter().filter(|(p, _)| matches(p, name)).map(|(_, s)| s));
+            deliver(recipients, name, offset, &publication, c.options.exclude_publisher);
             (offset, c.forgettable(now))
         };
         if idle {
@@ -218,7 +217,7 @@ impl Broker for MemoryBroker {
         if let Some(Ok(missed)) = missed {
             for entry in missed {
                 deliver(
-                    &[&subscriber],
+                    [&subscriber],
                     pattern,
                     entry.offset,
                     &entry.publication,
