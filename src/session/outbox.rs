@@ -2,9 +2,13 @@
 //! `send_queue` is marked slow and closed, never silently skipped.
 
 use hyper_tungstenite::tungstenite::Utf8Bytes;
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use tokio::sync::{Notify, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
+
+/// Queue slots kept allocated between bursts; a bigger queue is freed once drained.
+const SPARE: usize = 64;
 
 /// What the writer sends next.
 #[derive(Debug)]
@@ -18,6 +22,13 @@ pub enum Outgoing {
 }
 
 struct State {
+    queue: Mutex<VecDeque<Outgoing>>,
+    /// Set once the writer's side is gone; later pushes are dropped.
+    closed: AtomicBool,
+    /// Live `Outbox` clones; the writer's `recv` ends when the last one goes.
+    senders: AtomicUsize,
+    /// Wakes the writer when the queue turns non-empty or the last sender goes.
+    ready: Notify,
     queued: AtomicUsize,
     cap: usize,
     slow: AtomicBool,
@@ -25,28 +36,80 @@ struct State {
 }
 
 /// The sending side, cloned into every channel the client subscribes to.
-#[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Outgoing>,
     state: Arc<State>,
 }
 
-/// The writer's side.
+/// The writer's side. It takes the whole queue at once and works through it here,
+/// so a burst costs the senders one lock each and the writer one wake-up.
 pub struct Inbox {
-    rx: mpsc::UnboundedReceiver<Outgoing>,
+    batch: VecDeque<Outgoing>,
     state: Arc<State>,
 }
 
-/// A queue holding at most `cap` bytes of text frames.
+/// A queue holding at most `cap` bytes of text frames. Nothing is allocated until the
+/// first frame: an idle connection's queue is a few words (a tokio channel would
+/// allocate a block of 32 slots up front).
 pub fn outbox(cap: usize) -> (Outbox, Inbox) {
-    let (tx, rx) = mpsc::unbounded_channel();
     let state = Arc::new(State {
+        queue: Mutex::new(VecDeque::new()),
+        closed: AtomicBool::new(false),
+        senders: AtomicUsize::new(1),
+        ready: Notify::new(),
         queued: AtomicUsize::new(0),
         cap,
         slow: AtomicBool::new(false),
         wake: Notify::new(),
     });
-    (Outbox { tx, state: state.clone() }, Inbox { rx, state })
+    (Outbox { state: state.clone() }, Inbox { batch: VecDeque::new(), state })
+}
+
+impl State {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Outgoing>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `outgoing`; `false` once the writer is gone.
+    fn push(&self, outgoing: Outgoing) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let was_empty = {
+            let mut queue = self.lock();
+            queue.push_back(outgoing);
+            queue.len() == 1
+        };
+        // The writer drains the whole queue whenever it wakes, so only the first
+        // frame of a burst needs to wake it (a stored permit covers a writer that is
+        // about to wait).
+        if was_empty {
+            self.ready.notify_one();
+        }
+        true
+    }
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        self.state.senders.fetch_add(1, Ordering::Relaxed);
+        Self { state: self.state.clone() }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if self.state.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.state.ready.notify_one();
+        }
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.state.closed.store(true, Ordering::Release);
+        // Frames still queued would otherwise live as long as the last sender.
+        drop(std::mem::take(&mut *self.state.lock()));
+    }
 }
 
 impl Outbox {
@@ -64,17 +127,17 @@ impl Outbox {
             state.wake.notify_waiters();
             return false;
         }
-        self.tx.send(Outgoing::Text(frame)).is_ok()
+        self.state.push(Outgoing::Text(frame))
     }
 
     /// Queues a control instruction behind everything already queued.
     pub fn control(&self, outgoing: Outgoing) {
-        let _ = self.tx.send(outgoing);
+        self.state.push(outgoing);
     }
 
     /// Whether the writer has gone (the connection is closing).
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.state.closed.load(Ordering::Acquire)
     }
 
     /// Resolves once the client has been marked slow. The session ends then even if the
@@ -85,14 +148,39 @@ impl Outbox {
 }
 
 impl Inbox {
-    /// The next instruction; `None` once every `Outbox` is gone.
+    /// The next instruction; `None` once every `Outbox` is gone and the queue is empty.
+    /// Cancel safe: nothing is taken from the queue while waiting.
     pub async fn recv(&mut self) -> Option<Outgoing> {
-        self.rx.recv().await
+        loop {
+            if let Some(next) = self.try_recv() {
+                return Some(next);
+            }
+            if self.state.senders.load(Ordering::Acquire) == 0 {
+                // A sender may have queued something just before it went.
+                return self.try_recv();
+            }
+            self.state.ready.notified().await;
+        }
     }
 
     /// The next instruction if one is ready.
     pub fn try_recv(&mut self) -> Option<Outgoing> {
-        self.rx.try_recv().ok()
+        if self.batch.is_empty() {
+            let mut queue = self.state.lock();
+            if queue.is_empty() {
+                return None;
+            }
+            std::mem::swap(&mut *queue, &mut self.batch);
+            // Let a burst's memory go rather than keep it for the connection's life.
+            if queue.capacity() > SPARE {
+                *queue = VecDeque::new();
+            }
+        }
+        let next = self.batch.pop_front();
+        if self.batch.is_empty() && self.batch.capacity() > SPARE {
+            self.batch = VecDeque::new();
+        }
+        next
     }
 
     /// Marks `len` bytes as handed to the socket.
