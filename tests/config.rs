@@ -88,3 +88,21 @@ fn plugin_paths_resolve_against_the_config_folder() {
     let path = &config.plugins["enrich"].path;
     assert!(path.starts_with(common::root().join("examples")), "{}", path.display());
 }
+
+#[tokio::test]
+async fn table_and_instance_limits_apply_per_plugin() {
+    let wasm = common::wasm("content_filter").display().to_string();
+    let plugin = |limit: &str| {
+        format!(
+            "[plugins.filter]\npath = \"{wasm}\"\n{limit}\nconfig = {{ words = [\"x\"] }}\n[[routes]]\npath = \"/ws\"\nplugins = [\"filter\"]\n"
+        )
+    };
+    for limit in ["max_table_elements = 1", "max_core_instances = 1"] {
+        let config = sluice::config::parse(&plugin(limit)).unwrap();
+        let error =
+            sluice::server::Gateway::build(config).await.err().unwrap_or_else(|| panic!("{limit} loads"));
+        assert!(error.to_string().contains("plugin `filter`"), "{limit}: {error}");
+    }
+    let config = sluice::config::parse(&plugin("max_table_elements = 100000")).unwrap();
+    assert!(sluice::server::Gateway::build(config).await.is_ok(), "generous limits load");
+}

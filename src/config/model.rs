@@ -111,6 +111,13 @@ pub struct PluginConfig {
     /// `instances = 4`: instances of this plugin; connections are sharded across them.
     #[serde(default = "default_instances")]
     pub instances: usize,
+    /// `max_table_elements = 65536`: elements any one table of an instance may grow to.
+    #[serde(default = "default_table_elements")]
+    pub max_table_elements: usize,
+    /// `max_core_instances = 16`: core wasm instances, and likewise tables and memories,
+    /// one component instance may create (default 16; JS and Python components fit).
+    #[serde(default = "default_core_instances")]
+    pub max_core_instances: usize,
     /// `config = { ... }`: any table, handed to the plugin's `init` as JSON (default `{}`).
     #[serde(default)]
     pub config: Option<toml::Value>,
@@ -122,6 +129,14 @@ fn default_deadline() -> Duration {
 
 fn default_memory() -> ByteSize {
     ByteSize(32 * 1024 * 1024)
+}
+
+fn default_table_elements() -> usize {
+    1 << 16
+}
+
+fn default_core_instances() -> usize {
+    16
 }
 
 fn default_instances() -> usize {

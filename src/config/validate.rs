@@ -55,6 +55,12 @@ pub(super) fn check(config: &Config, spans: &Spans, report: &mut dyn FnMut(Range
         if plugin.memory.0 < 1 << 20 {
             report(span.clone(), &key("memory"), "must be at least 1MiB".into());
         }
+        if plugin.max_table_elements == 0 {
+            report(span.clone(), &key("max_table_elements"), "must be at least 1".into());
+        }
+        if plugin.max_core_instances == 0 {
+            report(span.clone(), &key("max_core_instances"), "must be at least 1".into());
+        }
     }
 
     let mut paths = HashSet::new();

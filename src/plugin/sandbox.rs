@@ -127,6 +127,8 @@ pub struct Sandbox {
     init_config: String,
     deadline: u64,
     memory: usize,
+    table_elements: usize,
+    core_instances: usize,
     shards: Box<[Mutex<Shard>]>,
 }
 
@@ -166,6 +168,8 @@ impl Sandbox {
             init_config,
             deadline: ticks(config.deadline.0),
             memory: config.memory.bytes(),
+            table_elements: config.max_table_elements,
+            core_instances: config.max_core_instances,
             shards: (0..config.instances).map(|_| Mutex::default()).collect(),
         };
         let (live, hooks) = sandbox.instantiate().map_err(fail)?;
@@ -177,10 +181,10 @@ impl Sandbox {
     fn instantiate(&self) -> Result<(Live, Hooks), String> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.memory)
-            .instances(16)
-            .tables(16)
-            .memories(16)
-            .table_elements(1 << 16)
+            .instances(self.core_instances)
+            .tables(self.core_instances)
+            .memories(self.core_instances)
+            .table_elements(self.table_elements)
             .build();
         let mut store = Store::new(super::engine::engine(), HostState::new(self.name.clone(), limits));
         store.limiter(|s| &mut s.limits);
