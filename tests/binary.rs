@@ -5,8 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn sluice() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
@@ -36,19 +35,9 @@ fn bad_config_exits_64_listing_every_error() {
 #[tokio::test]
 async fn serves_the_repository_config_then_exits_0_on_sigterm() {
     plugins();
-    let mut child = sluice()
-        .args(["--config", "gateway.toml", "--listen", "127.0.0.1:0"])
-        .env("SLUICE_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the gateway logs before exiting").unwrap();
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
+    let mut command = sluice();
+    command.args(["--config", "gateway.toml", "--listen", "127.0.0.1:0"]);
+    let Spawned { mut child, addr, log: lines } = spawn_listening(command);
     // Keep draining the log so the gateway never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
 

@@ -8,8 +8,7 @@ use common::*;
 use serde_json::json;
 use sluice::plugin::Hook;
 use sluice::server::ReloadError;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const CONFIG: &str = r#"
 [plugins.filter]
@@ -128,19 +127,9 @@ async fn sighup_reloads_the_real_binary() {
         CONFIG.replace("{wasm}", &plugins().display().to_string()).replace(r#"["spam"]"#, words)
     };
     std::fs::write(&file, text(r#"["spam"]"#)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["--config", file.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .env("SLUICE_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the gateway logs before exiting").unwrap();
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command.args(["--config", file.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let Spawned { mut child, addr, log: lines } = spawn_listening(command);
     let (logged, mut reloads) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {

@@ -212,3 +212,31 @@ pub fn language_plugins() -> &'static Path {
         root().join("plugins/target")
     })
 }
+
+/// The real `sluice` binary, running, with the rest of its log still to read.
+pub struct Spawned {
+    pub child: std::process::Child,
+    /// The address it logged as listening on.
+    pub addr: String,
+    /// Its log lines after that one; drain them so it never blocks on a full pipe.
+    pub log: std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+}
+
+/// Runs `command` (the binary, given `--listen 127.0.0.1:0`) with an `info` log on a
+/// pipe, and waits for the line that names the address it listens on.
+pub fn spawn_listening(mut command: std::process::Command) -> Spawned {
+    use std::io::BufRead;
+    let mut child = command
+        .env("SLUICE_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning sluice");
+    let mut log = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = log.next().expect("the gateway logs its address before exiting").unwrap();
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    Spawned { child, addr, log }
+}
