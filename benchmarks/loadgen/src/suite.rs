@@ -397,12 +397,12 @@ fn print_table(args: &BenchArgs, rows: &[Row]) {
     }
     let (node, bare) = (find("node").map(|r| r.delivered), find("bare").map(|r| r.delivered));
     println!(
-        "| peer | deliveries/s | offered/s | p50 ms | p99 ms | p99.9 ms | max ms | server RSS MiB | server CPU % | lost | closed | setup/s | vs node | vs bare |"
+        "| peer | deliveries/s | offered/s | p50 ms | p99 ms | p99.9 ms | max ms | server RSS MiB | server CPU % | CPU µs/delivery | lost | closed | setup/s | vs node | vs bare |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {:.0} | {} | {} | {:.0} | {} | {} |",
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {:.0} | {:.2} | {} | {} | {:.0} | {} | {} |",
             r.peer,
             r.delivered,
             r.offered,
@@ -412,6 +412,7 @@ fn print_table(args: &BenchArgs, rows: &[Row]) {
             r.max,
             r.rss_mib,
             r.cpu,
+            r.cpu * 1e4 / r.delivered.max(1.0),
             r.lost,
             r.closed,
             r.setup_per_s,
