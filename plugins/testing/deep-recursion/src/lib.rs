@@ -3,25 +3,16 @@
 //! Config (shown as JSON): `{"trigger": "<string>"}`. Declares only `on-inbound`, and passes
 //! every message whose `data` does not contain the trigger.
 
-use serde::Deserialize;
+use fixture::Trigger;
 use sluice_plugin_sdk::prelude::*;
 use sluice_plugin_sdk::serde_json::Value;
 
-/// The fixture and its config.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeepRecursion {
-    /// Misbehave only on messages whose `data` contains this non-empty string.
-    trigger: String,
-}
+/// The fixture, configured with the trigger it misbehaves on.
+pub struct DeepRecursion(Trigger);
 
 impl Plugin for DeepRecursion {
     fn init(config: Value) -> Result<Self, String> {
-        let fixture: DeepRecursion = from_config(config)?;
-        if fixture.trigger.is_empty() {
-            return Err("`trigger` must not be empty".into());
-        }
-        Ok(fixture)
+        Trigger::from_config(config).map(Self)
     }
 
     fn hooks(&self) -> Hooks {
@@ -29,7 +20,7 @@ impl Plugin for DeepRecursion {
     }
 
     fn on_inbound(&mut self, message: &InboundMessage) -> InboundVerdict {
-        if !message.data.contains(&self.trigger) {
+        if !self.0.fires(message) {
             return InboundVerdict::Pass;
         }
         InboundVerdict::Replace(descend(0).to_string())

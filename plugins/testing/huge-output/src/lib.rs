@@ -4,25 +4,16 @@
 //! Config (shown as JSON): `{"trigger": "<string>"}`. Declares only `on-inbound`, and passes
 //! every message whose `data` does not contain the trigger.
 
-use serde::Deserialize;
+use fixture::Trigger;
 use sluice_plugin_sdk::prelude::*;
 use sluice_plugin_sdk::serde_json::Value;
 
-/// The fixture and its config.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HugeOutput {
-    /// Misbehave only on messages whose `data` contains this non-empty string.
-    trigger: String,
-}
+/// The fixture, configured with the trigger it misbehaves on.
+pub struct HugeOutput(Trigger);
 
 impl Plugin for HugeOutput {
     fn init(config: Value) -> Result<Self, String> {
-        let fixture: HugeOutput = from_config(config)?;
-        if fixture.trigger.is_empty() {
-            return Err("`trigger` must not be empty".into());
-        }
-        Ok(fixture)
+        Trigger::from_config(config).map(Self)
     }
 
     fn hooks(&self) -> Hooks {
@@ -30,7 +21,7 @@ impl Plugin for HugeOutput {
     }
 
     fn on_inbound(&mut self, message: &InboundMessage) -> InboundVerdict {
-        if !message.data.contains(&self.trigger) {
+        if !self.0.fires(message) {
             return InboundVerdict::Pass;
         }
         InboundVerdict::Replace(huge_json_string())
