@@ -27,14 +27,15 @@ fn token() -> String {
     format!("{header}.{body}.{}", b64.encode(mac.finalize().into_bytes()))
 }
 
-/// Runs `f` `n` times after a warm-up; nanoseconds per call.
-fn time(n: u32, mut f: impl FnMut()) -> f64 {
+/// Runs `f` `n` times after a warm-up; nanoseconds per call. Each call is awaited, as the
+/// gateway awaits its plugin calls.
+async fn time(n: u32, mut f: impl AsyncFnMut()) -> f64 {
     for _ in 0..n / 10 {
-        f();
+        f().await;
     }
     let start = Instant::now();
     for _ in 0..n {
-        f();
+        f().await;
     }
     start.elapsed().as_nanos() as f64 / f64::from(n)
 }
@@ -83,7 +84,7 @@ plugins = ["enrich"]
     )
     .unwrap();
     let config = sluice::config::load(&config).unwrap_or_else(|e| panic!("{e}"));
-    let gateway = sluice::server::Gateway::build(config).await.unwrap_or_else(|e| panic!("{e}"));
+    let gateway = sluice::Gateway::build(config).await.unwrap_or_else(|e| panic!("{e}"));
     let _ = std::fs::remove_dir_all(&dir);
     let chain = |path: &str| -> std::sync::Arc<Chain> { gateway.routes[path].chain() };
 
@@ -112,50 +113,56 @@ plugins = ["enrich"]
         headers: vec![("host".into(), "127.0.0.1".into())],
     };
     // Building the arguments is part of what the gateway pays per call, so it is timed.
-    let inbound_passes = |path: &str| {
+    let inbound_passes = async |path: &str| {
         let c = chain(path);
-        move || assert!(matches!(black_box(c.inbound(7, inbound())), Inbound::Publish(_)))
+        time(n, async || assert!(matches!(black_box(c.inbound(7, inbound()).await), Inbound::Publish(_))))
+            .await
     };
     let rows = [
         (
             "jwt-auth",
             "on-connect (HS256 verify)",
-            time(n, || {
+            time(n, async || {
                 let mut r = request.clone();
-                assert!(black_box(chain("/jwt").connect(&mut r)).is_ok());
-            }),
+                assert!(black_box(chain("/jwt").connect(&mut r).await).is_ok());
+            })
+            .await,
         ),
         (
             "jwt-auth",
             "on-subscribe",
-            time(n, || {
-                assert!(black_box(chain("/jwt").subscribe(&connection, "room-0")).is_ok());
-            }),
+            time(n, async || {
+                assert!(black_box(chain("/jwt").subscribe(&connection, "room-0").await).is_ok());
+            })
+            .await,
         ),
-        ("jwt-auth", "on-inbound", time(n, inbound_passes("/jwt"))),
-        ("content-filter", "on-inbound", time(n, inbound_passes("/filter"))),
+        ("jwt-auth", "on-inbound", inbound_passes("/jwt").await),
+        ("content-filter", "on-inbound", inbound_passes("/filter").await),
         (
             "enrich",
             "on-outbound",
-            time(n, || {
-                black_box(chain("/enrich").outbound(outbound()));
-            }),
+            time(n, async || {
+                black_box(chain("/enrich").outbound(outbound()).await);
+            })
+            .await,
         ),
         (
             "all three",
             "inbound chain + outbound chain, per message",
-            time(n, || {
-                assert!(matches!(black_box(chain("/all").inbound(7, inbound())), Inbound::Publish(_)));
-                black_box(chain("/all").outbound(outbound()));
-            }),
+            time(n, async || {
+                assert!(matches!(black_box(chain("/all").inbound(7, inbound()).await), Inbound::Publish(_)));
+                black_box(chain("/all").outbound(outbound()).await);
+            })
+            .await,
         ),
         (
             "(none)",
             "argument building alone, per message",
-            time(n, || {
+            time(n, async || {
                 black_box(inbound());
                 black_box(outbound());
-            }),
+            })
+            .await,
         ),
     ];
     println!("| plugin | hook | µs per call |\n|---|---|---:|");

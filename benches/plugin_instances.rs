@@ -25,7 +25,7 @@ fn memory_kib() -> (u64, u64) {
     (field("VmRSS:"), field("VmSize:"))
 }
 
-fn load(file: &str, plugin_config: &str, instances: usize) -> Chain {
+async fn load(file: &str, plugin_config: &str, instances: usize) -> Chain {
     let wasm = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(format!("plugins/target/wasm32-wasip2/release/{file}.wasm"));
     assert!(wasm.exists(), "{} is missing: run scripts/setup first", wasm.display());
@@ -36,7 +36,7 @@ fn load(file: &str, plugin_config: &str, instances: usize) -> Chain {
     let config = sluice::config::parse(&text).expect("bench config");
     let options = LoadOptions { max_output: 1 << 16, cache_dir: None };
     Chain::new(vec![Arc::new(
-        Sandbox::load(file, &config.plugins["p"], &options, None).expect("plugin loads"),
+        Sandbox::load(file, &config.plugins["p"], &options, None).await.expect("plugin loads"),
     )])
 }
 
@@ -45,11 +45,11 @@ fn connection(id: u64) -> Connection {
 }
 
 /// One call of the plugin's main hook on the instance for `key`.
-fn call(file: &str, chain: &Chain, key: u64) {
+async fn call(file: &str, chain: &Chain, key: u64) {
     let data = r#"{"text":"hello there, nothing to see","n":42}"#;
     match file {
         "jwt_auth" => {
-            let _ = black_box(chain.subscribe(&connection(key), "news"));
+            let _ = black_box(chain.subscribe(&connection(key), "news").await);
         }
         "content_filter" => {
             let message = InboundMessage {
@@ -58,7 +58,7 @@ fn call(file: &str, chain: &Chain, key: u64) {
                 channel: "news".into(),
                 data: data.into(),
             };
-            let _ = black_box(chain.inbound(key, message));
+            let _ = black_box(chain.inbound(key, message).await);
         }
         _ => {
             let message = OutboundMessage {
@@ -68,12 +68,13 @@ fn call(file: &str, chain: &Chain, key: u64) {
                 meta: None,
                 publisher: None,
             };
-            let _ = black_box(chain.outbound(message));
+            let _ = black_box(chain.outbound(message).await);
         }
     }
 }
 
-fn main() {
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
     let n: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200).max(2);
     println!("{n} instances per plugin; RSS and address space per extra instance; {CALLS} timed calls");
     println!(
@@ -85,20 +86,20 @@ fn main() {
         ("enrich", "{}", "on-outbound"),
     ];
     for (file, plugin_config, hook) in plugins {
-        let chain = load(file, plugin_config, usize::try_from(n).unwrap_or(usize::MAX));
-        call(file, &chain, 0);
+        let chain = load(file, plugin_config, usize::try_from(n).unwrap_or(usize::MAX)).await;
+        call(file, &chain, 0).await;
         let (rss_one, size_one) = memory_kib();
         for key in 1..n {
-            call(file, &chain, key);
+            call(file, &chain, key).await;
         }
         let (rss_all, size_all) = memory_kib();
         let extra = n - 1;
         for i in 0..u64::from(CALLS / 10) {
-            call(file, &chain, i % n);
+            call(file, &chain, i % n).await;
         }
         let started = Instant::now();
         for i in 0..u64::from(CALLS) {
-            call(file, &chain, i % n);
+            call(file, &chain, i % n).await;
         }
         let per_call = started.elapsed().as_nanos() as f64 / f64::from(CALLS);
         println!(

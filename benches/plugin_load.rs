@@ -33,6 +33,7 @@ fn wasm(file: &str) -> std::path::PathBuf {
 }
 
 fn load(name: &str, file: &str, lines: &str, dir: &Path) -> (Duration, Source) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     let text = format!(
         "[plugins.p]\npath = \"{}\"\ninstances = 1\n{lines}\n[[routes]]\npath = \"/ws\"\nplugins = [\"p\"]\n",
         wasm(file).display()
@@ -40,7 +41,8 @@ fn load(name: &str, file: &str, lines: &str, dir: &Path) -> (Duration, Source) {
     let config = sluice::config::parse(&text).expect("bench config");
     let options = LoadOptions { max_output: 1 << 16, cache_dir: Some(dir.to_owned()) };
     let started = Instant::now();
-    let sandbox = Sandbox::load(name, &config.plugins["p"], &options, None).expect("plugin loads");
+    let sandbox =
+        runtime.block_on(Sandbox::load(name, &config.plugins["p"], &options, None)).expect("plugin loads");
     (started.elapsed(), sandbox.source)
 }
 

@@ -57,8 +57,10 @@ fn load(name: &str, wasm: &Path, plugin_config: &str, cache: &Path) -> (Duration
     let config = sluice::config::parse(&text).expect("a valid config");
     let options = LoadOptions { max_output: 1 << 16, cache_dir: Some(cache.to_owned()) };
     let started = Instant::now();
-    let sandbox =
-        Sandbox::load(name, &config.plugins["p"], &options, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let sandbox = runtime
+        .block_on(Sandbox::load(name, &config.plugins["p"], &options, None))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     (started.elapsed(), sandbox)
 }
 
@@ -112,13 +114,16 @@ fn main() {
             data: data.into(),
         };
         // One call first, so the instance exists before the clock starts.
-        assert!(matches!(chain.inbound(0, message(0)), Inbound::Publish(_)));
-        let started = Instant::now();
-        for i in 0..calls {
-            let verdict = chain.inbound(u64::from(i % 64), message(i));
-            assert!(matches!(verdict, Inbound::Publish(_)), "{name} refused call {i}: {verdict:?}");
-        }
-        let per_call = started.elapsed() / calls;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        let per_call = runtime.block_on(async {
+            assert!(matches!(chain.inbound(0, message(0)).await, Inbound::Publish(_)));
+            let started = Instant::now();
+            for i in 0..calls {
+                let verdict = chain.inbound(u64::from(i % 64), message(i)).await;
+                assert!(matches!(verdict, Inbound::Publish(_)), "{name} refused call {i}: {verdict:?}");
+            }
+            started.elapsed() / calls
+        });
         println!(
             "{language:<11} {name:<15} {:>8} {:>11} {:>11} {:>11} {:>7.1} µs",
             format!("{:.1} MB", size as f64 / 1e6),

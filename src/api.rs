@@ -1,49 +1,20 @@
-//! `POST /api/publish`: backends publish through the route's inbound chain, with an
-//! API key, one message or a batch, and JSON errors with fitting statuses.
+//! `POST /api/publish`: backends publish through the gateway's one publish path (the API
+//! route's inbound chain), with an API key, one message or a batch, and JSON errors whose
+//! HTTP status comes from [`status`].
 
-use crate::broker::Publication;
-use crate::plugin::Inbound;
-use crate::plugin::bindings::{InboundMessage, Origin};
-use crate::server::{Gateway, Route};
+use crate::gateway::{Gateway, Refusal};
+use crate::protocol::ErrorCode;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode, header};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The path backends post to.
 pub const PUBLISH_PATH: &str = "/api/publish";
 /// Messages in one batch at most.
 pub const MAX_BATCH: usize = 1000;
-
-/// The configured API: its keys and the route whose inbound chain it runs.
-pub struct Api {
-    keys: Vec<String>,
-    route: Arc<Route>,
-    calls: AtomicU64,
-}
-
-impl Api {
-    /// An API accepting any of `keys`.
-    pub fn new(keys: Vec<String>, route: Arc<Route>) -> Self {
-        Self { keys, route, calls: AtomicU64::new(0) }
-    }
-
-    fn authorized(&self, header: Option<&str>) -> bool {
-        let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
-            return false;
-        };
-        // Compare every key in full so that timing tells nothing about near misses.
-        self.keys.iter().fold(false, |ok, key| ok | constant_time_eq(key.as_bytes(), given.as_bytes()))
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,6 +52,25 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>>
     json(status, serde_json::json!({ "error": { "code": code, "message": message } }))
 }
 
+/// The HTTP status of a refused backend message: the one place refusals meet HTTP.
+pub fn status(refusal: &Refusal) -> StatusCode {
+    match refusal {
+        Refusal::BadChannel(_) => StatusCode::BAD_REQUEST,
+        Refusal::TooBig { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Refusal::Forbidden(_) | Refusal::Closed { .. } => StatusCode::FORBIDDEN,
+        Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::NotSubscribed(_) | Refusal::AlreadySubscribed(_) | Refusal::Limit(_) => StatusCode::CONFLICT,
+    }
+}
+
+fn refused(refusal: &Refusal) -> Response<Full<Bytes>> {
+    error(status(refusal), refusal.code().as_str(), &refusal.to_string())
+}
+
+fn refusal_json(refusal: &Refusal) -> serde_json::Value {
+    serde_json::json!({ "error": { "code": refusal.code().as_str(), "message": refusal.to_string() } })
+}
+
 /// Handles one request to [`PUBLISH_PATH`].
 pub async fn publish(req: Request<Incoming>, gateway: &Gateway) -> Response<Full<Bytes>> {
     let Some(api) = &gateway.api else {
@@ -105,71 +95,40 @@ pub async fn publish(req: Request<Incoming>, gateway: &Gateway) -> Response<Full
     let body = match Limited::new(req.into_body(), max.saturating_mul(16)).collect().await {
         Ok(body) => body.to_bytes(),
         Err(_) => {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, "too_big", "request body is too large");
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::TooBig.as_str(),
+                "request body is too large",
+            );
         }
     };
     let parsed = match Body::parse(&body) {
         Ok(parsed) => parsed,
         Err(_) => {
             let message = "expected {\"channel\": \"...\", \"data\": ...} or an array of them";
-            return error(StatusCode::BAD_REQUEST, "bad_request", message);
+            return error(StatusCode::BAD_REQUEST, ErrorCode::BadRequest.as_str(), message);
         }
     };
+    let publish = async |m: &Message<'_>| gateway.publish(&api.route, None, &m.channel, m.data.get()).await;
     match parsed {
-        Body::One(message) => match publish_one(api, gateway, &message, max) {
+        Body::One(message) => match publish(&message).await {
             Ok(offset) => json(StatusCode::OK, serde_json::json!({ "offset": offset })),
-            Err((status, code, why)) => error(status, code, &why),
+            Err(refusal) => refused(&refusal),
         },
         Body::Batch(messages) if messages.len() > MAX_BATCH => error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too_big",
+            ErrorCode::TooBig.as_str(),
             &format!("at most {MAX_BATCH} messages per batch"),
         ),
         Body::Batch(messages) => {
-            let results: Vec<_> = messages
-                .iter()
-                .map(|m| match publish_one(api, gateway, m, max) {
+            let mut results = Vec::with_capacity(messages.len());
+            for message in &messages {
+                results.push(match publish(message).await {
                     Ok(offset) => serde_json::json!({ "offset": offset }),
-                    Err((_, code, why)) => {
-                        serde_json::json!({ "error": { "code": code, "message": why } })
-                    }
-                })
-                .collect();
+                    Err(refusal) => refusal_json(&refusal),
+                });
+            }
             json(StatusCode::OK, serde_json::json!({ "results": results }))
         }
     }
-}
-
-type Failure = (StatusCode, &'static str, String);
-
-fn publish_one(api: &Api, gateway: &Gateway, message: &Message, max: usize) -> Result<u64, Failure> {
-    let bad = |why: String| (StatusCode::BAD_REQUEST, "bad_channel", why);
-    crate::protocol::check_channel(&message.channel).map_err(bad)?;
-    if message.channel.ends_with('*') {
-        return Err(bad("publish to a channel, not a pattern".into()));
-    }
-    if message.data.get().len() > max {
-        let why = format!("data of {} bytes is over the limit of {max}", message.data.get().len());
-        return Err((StatusCode::PAYLOAD_TOO_LARGE, "too_big", why));
-    }
-    let inbound = InboundMessage {
-        origin: Origin::Backend,
-        connection: None,
-        channel: message.channel.clone(),
-        data: message.data.get().to_owned(),
-    };
-    let key = api.calls.fetch_add(1, Ordering::Relaxed);
-    let data = match api.route.chain().inbound(key, inbound) {
-        Inbound::Publish(data) => data,
-        Inbound::Refuse(r) if r.code == "unavailable" => {
-            return Err((StatusCode::SERVICE_UNAVAILABLE, r.code, r.reason));
-        }
-        Inbound::Refuse(r) => return Err((StatusCode::FORBIDDEN, r.code, r.reason)),
-        Inbound::Close(_, reason) => return Err((StatusCode::FORBIDDEN, "forbidden", reason)),
-    };
-    let publication = Publication { data, publisher: None, publisher_conn: None };
-    gateway
-        .broker
-        .publish(&message.channel, publication)
-        .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()))
 }

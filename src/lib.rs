@@ -2,20 +2,25 @@
 //! plugins.
 //!
 //! # Layout
-//! The modules follow a message through the gateway:
-//! - [`config`]: `gateway.toml`, strict, every error with its line.
+//! The modules follow a message through the gateway, top to bottom; each uses only
+//! those below it:
 //! - [`server`]: the listener, routing, the connect chain before the upgrade, shutdown.
-//! - [`session`]: one client after the upgrade: reader, bounded send queue, writer.
-//! - [`protocol`]: client protocol v1, decoded without copying `data`.
-//! - [`plugin`]: the WIT bindings, the sandboxed instances and the chains.
-//! - [`broker`]: channels, offsets, history, and fan-out of shared frames.
+//! - [`session`]: one client after the upgrade: reads frames, writes its queue.
 //! - [`api`]: `POST /api/publish` for backends.
-//! - [`shutdown`]: signals that start a graceful shutdown.
+//! - [`gateway`]: the shared state and the one publish and subscribe path, the local
+//!   fan-out (one outbound run and one frame per message), per-client queues, reload.
+//! - [`broker`]: the async broker interface and the embedded memory broker: channels,
+//!   offsets, epochs, history.
+//! - [`plugin`]: the WIT bindings, the sandboxed instances and the chains.
+//! - [`protocol`]: client protocol v1, decoded without copying `data`.
+//! - [`config`]: `gateway.toml`, strict, every error with its line.
+//! - [`shutdown`]: signals that start a graceful shutdown or a reload.
 //! - [`scaffold`]: `sluice plugin new`, plugin projects from templates.
 
 pub mod api;
 pub mod broker;
 pub mod config;
+pub mod gateway;
 pub mod plugin;
 pub mod protocol;
 pub mod scaffold;
@@ -24,4 +29,5 @@ pub mod session;
 pub mod shutdown;
 
 pub use config::Config;
-pub use server::{ServeError, serve};
+pub use gateway::{Gateway, ServeError};
+pub use server::serve;

@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Some(Command::Plugin(_)) => unreachable!("handled before the config is loaded"),
-            Some(Command::Check) => match sluice::server::Gateway::build(config).await {
+            Some(Command::Check) => match sluice::Gateway::build(config).await {
                 Ok(gateway) => {
                     println!("{}: ok ({} route(s))", cli.config.display(), gateway.routes.len());
                     ExitCode::SUCCESS
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
-                match sluice::server::Gateway::build(config).await {
+                match sluice::Gateway::build(config).await {
                     Ok(gateway) => {
                         if let Some(every) = gateway.server.watch {
                             let (config, listen) = (cli.config.clone(), cli.listen.clone());

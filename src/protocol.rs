@@ -59,13 +59,56 @@ pub struct Position {
     pub offset: u64,
 }
 
+/// The `code` of an `error` reply: every refusal a client or backend can see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The frame or body is not a valid request.
+    BadRequest,
+    /// The `op` is not one of subscribe, unsubscribe, publish.
+    UnknownOp,
+    /// A bad channel name, or a pattern where a channel is needed.
+    BadChannel,
+    /// A plugin refused.
+    Forbidden,
+    /// A fail-closed plugin failed, or the broker refused.
+    Unavailable,
+    /// A plugin refused and closes the connection.
+    Closed,
+    /// The message is over `max_message_size`.
+    TooBig,
+    /// Unsubscribe from a channel the connection is not subscribed to.
+    NotSubscribed,
+    /// Subscribe to a channel the connection is already subscribed to.
+    AlreadySubscribed,
+    /// Over `max_channels_per_connection`.
+    Limit,
+}
+
+impl ErrorCode {
+    /// The code as it goes on the wire, for example `bad_channel`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnknownOp => "unknown_op",
+            ErrorCode::BadChannel => "bad_channel",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Closed => "closed",
+            ErrorCode::TooBig => "too_big",
+            ErrorCode::NotSubscribed => "not_subscribed",
+            ErrorCode::AlreadySubscribed => "already_subscribed",
+            ErrorCode::Limit => "limit",
+        }
+    }
+}
+
 /// Why a frame could not be decoded: the code and message of the `error` reply.
 #[derive(Debug)]
 pub struct DecodeError<'a> {
     /// The request id, when the frame was JSON with one.
     pub id: Option<&'a RawValue>,
-    /// `bad_request` or `unknown_op`.
-    pub code: &'static str,
+    /// [`ErrorCode::BadRequest`] or [`ErrorCode::UnknownOp`].
+    pub code: ErrorCode,
     /// What was wrong.
     pub message: String,
 }
@@ -79,10 +122,10 @@ pub fn decode(text: &str) -> Result<Request<'_>, DecodeError<'_>> {
             id: Option<&'a RawValue>,
         }
         let id = serde_json::from_str::<Id>(text).ok().and_then(|e| e.id);
-        DecodeError { id, code: "bad_request", message: e.to_string() }
+        DecodeError { id, code: ErrorCode::BadRequest, message: e.to_string() }
     })?;
     let id = frame.id;
-    let bad = |message: String| DecodeError { id, code: "bad_request", message };
+    let bad = |message: String| DecodeError { id, code: ErrorCode::BadRequest, message };
     let op = frame.op.ok_or_else(|| bad("missing `op`".into()))?;
     let channel = frame.channel.ok_or_else(|| bad(format!("`{op}` needs a `channel`")));
     let extra = |field: &str| bad(format!("`{op}` takes no `{field}`"));
@@ -99,7 +142,7 @@ pub fn decode(text: &str) -> Result<Request<'_>, DecodeError<'_>> {
         }
         _ => Err(DecodeError {
             id,
-            code: "unknown_op",
+            code: ErrorCode::UnknownOp,
             message: format!("unknown op `{op}` (expected subscribe, unsubscribe or publish)"),
         }),
     }
@@ -155,14 +198,32 @@ pub fn reply(id: Option<&RawValue>, result: &str) -> String {
 }
 
 /// `{"op":"error","id":ID,"code":CODE,"message":MESSAGE}`
-pub fn error(id: Option<&RawValue>, code: &str, message: &str) -> String {
+pub fn error(id: Option<&RawValue>, code: ErrorCode, message: &str) -> String {
     let mut out = String::with_capacity(48 + message.len());
     out.push_str("{\"op\":\"error\"");
     push_id(&mut out, id);
-    out.push_str(",\"code\":");
-    push_str(&mut out, code);
+    out.push_str(",\"code\":\"");
+    out.push_str(code.as_str());
+    out.push('"');
     out.push_str(",\"message\":");
     push_str(&mut out, message);
+    out.push('}');
+    out
+}
+
+/// The `result` of a subscribe reply: the channel's epoch and offset, and with `recover`
+/// whether every missed message follows (`recovered`) or why none does (`reason`).
+pub fn subscribed(channel: &str, epoch: &str, offset: u64, recovery: Option<Result<(), &str>>) -> String {
+    let mut out = String::with_capacity(64 + channel.len() + epoch.len());
+    out.push_str("{\"channel\":");
+    push_str(&mut out, channel);
+    out.push_str(",\"epoch\":");
+    push_str(&mut out, epoch);
+    let _ = write!(out, ",\"offset\":{offset},\"recovered\":{}", matches!(recovery, Some(Ok(()))));
+    if let Some(Err(reason)) = recovery {
+        out.push_str(",\"reason\":");
+        push_str(&mut out, reason);
+    }
     out.push('}');
     out
 }
@@ -199,9 +260,9 @@ mod tests {
     #[test]
     fn unknown_op_and_bad_json_are_told_apart() {
         let e = decode(r#"{"op":"dance","id":7}"#).unwrap_err();
-        assert_eq!((e.code, e.id.map(RawValue::get)), ("unknown_op", Some("7")));
-        assert_eq!(decode("{nope").unwrap_err().code, "bad_request");
-        assert_eq!(decode(r#"{"op":"publish","channel":"a"}"#).unwrap_err().code, "bad_request");
+        assert_eq!((e.code, e.id.map(RawValue::get)), (ErrorCode::UnknownOp, Some("7")));
+        assert_eq!(decode("{nope").unwrap_err().code, ErrorCode::BadRequest);
+        assert_eq!(decode(r#"{"op":"publish","channel":"a"}"#).unwrap_err().code, ErrorCode::BadRequest);
     }
 
     #[test]
@@ -219,9 +280,15 @@ mod tests {
         let id = RawValue::from_string("4".into()).unwrap();
         assert_eq!(reply(Some(&id), r#"{"offset":1}"#), r#"{"op":"reply","id":4,"result":{"offset":1}}"#);
         assert_eq!(
-            error(None, "forbidden", "no \"x\""),
+            error(None, ErrorCode::Forbidden, "no \"x\""),
             r#"{"op":"error","code":"forbidden","message":"no \"x\""}"#
         );
         assert_eq!(message("c", 2, "[1]", None), r#"{"op":"message","channel":"c","offset":2,"data":[1]}"#);
+        assert_eq!(
+            subscribed("c", "e", 3, Some(Err("gone"))),
+            r#"{"channel":"c","epoch":"e","offset":3,"recovered":false,"reason":"gone"}"#
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&subscribed("c", "e", 0, None)).unwrap();
+        assert_eq!(parsed["recovered"], false);
     }
 }

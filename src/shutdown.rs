@@ -1,7 +1,7 @@
 //! Signals: the first SIGTERM or SIGINT starts a graceful shutdown; a second one
 //! exits at once. SIGHUP reloads the config and plugins.
 
-use crate::server::Gateway;
+use crate::gateway::Gateway;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};

@@ -23,7 +23,8 @@ fn load(wasm: &str, plugin_config: &str, dir: &Path) -> Source {
     );
     let config = sluice::config::parse(&text).unwrap();
     let options = LoadOptions { max_output: 1 << 16, cache_dir: Some(dir.to_owned()) };
-    Sandbox::load("p", &config.plugins["p"], &options, None).unwrap().source
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(Sandbox::load("p", &config.plugins["p"], &options, None)).unwrap().source
 }
 
 fn entries(dir: &Path) -> Vec<PathBuf> {

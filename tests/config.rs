@@ -42,7 +42,7 @@ async fn the_repository_gateway_toml_loads_with_its_plugins() {
     let config = load(&common::root().join("gateway.toml"));
     assert_eq!(config.server.listen, "127.0.0.1:8080");
     assert_eq!(config.routes[0].plugins, ["jwt-auth", "content-filter", "enrich"]);
-    let gateway = sluice::server::Gateway::build(config).await.unwrap_or_else(|e| panic!("{e}"));
+    let gateway = sluice::Gateway::build(config).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(gateway.routes.contains_key("/ws"));
 }
 
@@ -54,9 +54,7 @@ async fn every_example_config_loads_with_its_plugins() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let config = load(&path);
-            sluice::server::Gateway::build(config)
-                .await
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            sluice::Gateway::build(config).await.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             loaded += 1;
         }
     }
@@ -71,7 +69,7 @@ async fn a_plugin_that_fails_to_load_is_named_with_its_file_and_reason() {
         common::wasm("content_filter").display()
     );
     let config = sluice::config::parse(&text).unwrap();
-    let error = sluice::server::Gateway::build(config).await.err().expect("loading fails").to_string();
+    let error = sluice::Gateway::build(config).await.err().expect("loading fails").to_string();
     assert!(
         error.contains("plugin `ghost`") && error.contains("nope.wasm") && error.contains("cannot read"),
         "{error}"
@@ -99,10 +97,9 @@ async fn table_and_instance_limits_apply_per_plugin() {
     };
     for limit in ["max_table_elements = 1", "max_core_instances = 1"] {
         let config = sluice::config::parse(&plugin(limit)).unwrap();
-        let error =
-            sluice::server::Gateway::build(config).await.err().unwrap_or_else(|| panic!("{limit} loads"));
+        let error = sluice::Gateway::build(config).await.err().unwrap_or_else(|| panic!("{limit} loads"));
         assert!(error.to_string().contains("plugin `filter`"), "{limit}: {error}");
     }
     let config = sluice::config::parse(&plugin("max_table_elements = 100000")).unwrap();
-    assert!(sluice::server::Gateway::build(config).await.is_ok(), "generous limits load");
+    assert!(sluice::Gateway::build(config).await.is_ok(), "generous limits load");
 }

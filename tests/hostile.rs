@@ -6,8 +6,6 @@ mod common;
 use common::*;
 use serde_json::json;
 use sluice::plugin::{Hook, MetricsSnapshot};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 const CONFIG: &str = r#"
 [server]
@@ -150,35 +148,14 @@ async fn a_plugin_that_crashes_on_every_call_backs_off_instead_of_rebuilding() {
     assert!(m.instances_built < ATTEMPTS, "no rebuild per message: {m:?}");
 }
 
-/// A `tracing` writer that keeps what is written, for reading log lines in a test.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 // A current-thread runtime: every gateway task runs on this thread, under its subscriber.
 #[tokio::test(flavor = "current_thread")]
 async fn failure_log_lines_name_the_plugin_and_the_hook() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = common::capture_logs(tracing::Level::WARN);
     let gw = Gateway::start(CONFIG).await;
     let mut attacker = connect(&gw.url("/crash"), None).await;
     assert_eq!(publish(&mut attacker, "room", json!("boom")).await["code"], "unavailable");
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let line = logs.lines().find(|l| l.contains("plugin call failed")).unwrap_or_else(|| panic!("{logs}"));
     assert!(line.contains(r#"plugin="crasher""#) && line.contains("hook=on-inbound"), "{line}");
 }

@@ -146,7 +146,7 @@ async fn each_language_reports_a_bad_config_at_load() {
             "[plugins.p]\npath = \"{{lang}}/{plugin}.wasm\"\ndeadline = \"500ms\"\nconfig = {config_line}\n\n[[routes]]\npath = \"/ws\"\nplugins = [\"p\"]\n"
         ));
         let parsed = sluice::config::parse(&text).expect("the config itself is valid");
-        let Err(error) = sluice::server::Gateway::build(parsed).await else {
+        let Err(error) = sluice::Gateway::build(parsed).await else {
             panic!("{plugin}: a plugin whose init fails does not load");
         };
         assert!(error.to_string().contains(expected), "{plugin}: {error}");

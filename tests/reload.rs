@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use sluice::gateway::ReloadError;
 use sluice::plugin::Hook;
-use sluice::server::ReloadError;
 use std::process::Command;
 
 const CONFIG: &str = r#"

@@ -146,3 +146,25 @@ async fn plugins_get_no_files_environment_or_sockets() {
     assert!(report["socket"].as_str().unwrap().starts_with("error"), "connecting out: {report}");
     assert_eq!(report["clock"], "ok: 0 ms since the epoch", "WASI clocks are stopped: {report}");
 }
+
+// A current-thread runtime: every gateway task runs on this thread, under its subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn what_plugins_print_goes_into_the_log_tagged_and_bounded() {
+    let (captured, _guard) = common::capture_logs(tracing::Level::INFO);
+    let gw = Gateway::start(HOSTILE).await;
+    let mut prober = connect(&gw.url("/ws"), None).await;
+    // Printing is not a failure: the message is published.
+    assert_eq!(publish(&mut prober, "room", json!("probe")).await["op"], "reply");
+    let logs = captured.text();
+    let printed: Vec<&str> = logs.lines().filter(|l| l.contains("plugin printed")).collect();
+    assert_eq!(printed.len(), 3, "{logs}");
+    for line in &printed {
+        assert!(line.contains(r#"plugin="probe""#) && line.contains("hook=on-inbound"), "{line}");
+    }
+    assert!(printed[0].contains("stream=\"stdout\"") && printed[0].contains("hello from stdout"), "{logs}");
+    // Control characters are escaped, so a plugin cannot write raw terminal codes.
+    assert!(printed[1].contains("stream=\"stderr\"") && printed[1].contains(r"\u{1b}[31mred"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "raw escape in the log: {logs}");
+    // The 5,000-byte line is cut at 1 KiB.
+    assert!(printed[2].contains("cut=true") && printed[2].len() < 1400, "{}", printed[2]);
+}

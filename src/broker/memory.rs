@@ -1,12 +1,13 @@
-//! The embedded broker: channels, offsets, epochs and history in this process.
+//! The embedded broker: channels, offsets, epochs and history in this process. Every
+//! operation is done at once under a channel's lock, which it holds only to number,
+//! store and queue a message (never for a plugin call).
 
-use super::fanout::{Subscriber, deliver};
-use super::{Broker, BrokerError, Publication, Subscribed};
+use super::{BoxFuture, Broker, BrokerError, Deliver, Join, Message, Publication, Snapshot};
 use crate::config::ChannelConfig;
 use crate::protocol::{Position, matches};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// What `[[channels]]` says about one channel.
@@ -14,13 +15,11 @@ use std::time::{Duration, Instant};
 struct Options {
     history_size: usize,
     history_ttl: Duration,
-    exclude_publisher: bool,
 }
 
 struct Entry {
-    offset: u64,
     at: Instant,
-    publication: Arc<Publication>,
+    message: Message,
 }
 
 struct Channel {
@@ -28,7 +27,8 @@ struct Channel {
     last: u64,
     options: Options,
     history: VecDeque<Entry>,
-    subscribers: Vec<Subscriber>,
+    /// Subscriptions on this node.
+    subscribers: usize,
     /// Last publish, subscribe or unsubscribe.
     touched: Instant,
 }
@@ -39,7 +39,7 @@ impl Channel {
     /// longer than its history lives. (A channel kept while quiet keeps its epoch, so
     /// a client that saw offset 0 can still recover what comes later.)
     fn forgettable(&self, now: Instant) -> bool {
-        self.subscribers.is_empty()
+        self.subscribers == 0
             && (self.options.history_size == 0 || now - self.touched > self.options.history_ttl)
     }
 
@@ -53,14 +53,19 @@ impl Channel {
     }
 
     /// Every message after `since`, or why they cannot all be had.
-    fn missed(&self, since: &Position) -> Result<Vec<&Entry>, String> {
+    fn missed(&self, since: &Position) -> Result<Vec<Message>, String> {
         if since.epoch != self.epoch {
             return Err(format!("epoch changed from {} to {}: history was lost", since.epoch, self.epoch));
         }
         if since.offset > self.last {
             return Err(format!("offset {} is ahead of the channel's {}", since.offset, self.last));
         }
-        let missed: Vec<&Entry> = self.history.iter().filter(|e| e.offset > since.offset).collect();
+        let missed: Vec<Message> = self
+            .history
+            .iter()
+            .filter(|e| e.message.offset > since.offset)
+            .map(|e| e.message.clone())
+            .collect();
         if missed.len() as u64 != self.last - since.offset {
             return Err(format!("history no longer holds offset {}", since.offset + 1));
         }
@@ -72,23 +77,18 @@ impl Channel {
 pub struct MemoryBroker {
     rules: Vec<ChannelConfig>,
     channels: Mutex<HashMap<String, Arc<Mutex<Channel>>>>,
-    patterns: RwLock<Vec<(String, Subscriber)>>,
+    deliver: Arc<dyn Deliver>,
     epochs: AtomicU64,
     boot: u64,
 }
 
 impl MemoryBroker {
-    /// A broker applying the first matching `[[channels]]` rule to each channel.
-    pub fn new(rules: Vec<ChannelConfig>) -> Self {
+    /// A broker applying the first matching `[[channels]]` rule to each channel and
+    /// handing every message to `deliver`.
+    pub fn new(rules: Vec<ChannelConfig>, deliver: Arc<dyn Deliver>) -> Self {
         let boot =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Self {
-            rules,
-            channels: Mutex::default(),
-            patterns: RwLock::default(),
-            epochs: AtomicU64::new(0),
-            boot,
-        }
+        Self { rules, channels: Mutex::default(), deliver, epochs: AtomicU64::new(0), boot }
     }
 
     fn options(&self, channel: &str) -> Options {
@@ -96,7 +96,6 @@ impl MemoryBroker {
         Options {
             history_size: rule.map_or(0, |r| r.history_size),
             history_ttl: rule.map_or(Duration::ZERO, |r| r.history_ttl.0),
-            exclude_publisher: rule.is_none_or(|r| r.exclude_publisher),
         }
     }
 
@@ -118,7 +117,7 @@ impl MemoryBroker {
             last: 0,
             options: self.options(name),
             history: VecDeque::new(),
-            subscribers: Vec::new(),
+            subscribers: 0,
             touched: Instant::now(),
         }));
         channels.insert(name.to_owned(), channel.clone());
@@ -141,8 +140,8 @@ impl MemoryBroker {
 
     /// A broker with a background task that sweeps quiet channels every 30 seconds,
     /// for as long as the broker lives.
-    pub fn start(rules: Vec<ChannelConfig>) -> Arc<Self> {
-        let broker = Arc::new(Self::new(rules));
+    pub fn start(rules: Vec<ChannelConfig>, deliver: Arc<dyn Deliver>) -> Arc<Self> {
+        let broker = Arc::new(Self::new(rules, deliver));
         let weak = Arc::downgrade(&broker);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(30));
@@ -161,48 +160,38 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Broker for MemoryBroker {
-    fn publish(&self, name: &str, publication: Publication) -> Result<u64, BrokerError> {
+impl MemoryBroker {
+    fn publish_now(&self, name: &str, publication: Publication) -> u64 {
         let mut channels = lock(&self.channels);
         let channel = self.channel(&mut channels, name);
-        let publication = Arc::new(publication);
+        let message = Message { offset: 0, publication: Arc::new(publication) };
         let (offset, idle) = {
             let mut c = lock(&channel);
             drop(channels);
             c.last += 1;
-            let offset = c.last;
+            let message = Message { offset: c.last, ..message };
             let now = Instant::now();
             c.touched = now;
             if c.options.history_size > 0 {
-                c.history.push_back(Entry { offset, at: now, publication: publication.clone() });
+                c.history.push_back(Entry { at: now, message: message.clone() });
             }
             c.trim(now);
-            // Delivering under the channel's lock keeps every subscriber's order equal
-            // to offset order.
-            let patterns = self.patterns.read().unwrap_or_else(|e| e.into_inner());
-            let recipients =
-                c.subscribers.iter().chain(patterns.iter().filter(|(p, _)| matches(p, name)).map(|(_, s)| s));
-            deliver(recipients, name, offset, &publication, c.options.exclude_publisher);
+            // Handing on under the channel's lock keeps delivery order equal to offset
+            // order; `deliver` only queues.
+            let offset = message.offset;
+            self.deliver.deliver(name, message);
             (offset, c.forgettable(now))
         };
         if idle {
             self.release(name);
         }
-        Ok(offset)
+        offset
     }
 
-    fn subscribe(
-        &self,
-        pattern: &str,
-        subscriber: Subscriber,
-        recover: Option<&Position>,
-        ack: &mut dyn FnMut(&Subscribed),
-    ) -> Result<(), BrokerError> {
+    fn subscribe_now(&self, pattern: &str, recover: Option<&Position>, join: Join) {
         if pattern.ends_with('*') {
             let recovery = recover.map(|_| Err("recovery needs a single channel, not a pattern".to_owned()));
-            ack(&Subscribed { epoch: String::new(), offset: 0, recovery });
-            self.patterns.write().unwrap_or_else(|e| e.into_inner()).push((pattern.to_owned(), subscriber));
-            return Ok(());
+            return join(Snapshot { epoch: String::new(), offset: 0, recovery });
         }
         let mut channels = lock(&self.channels);
         let channel = self.channel(&mut channels, pattern);
@@ -210,38 +199,49 @@ impl Broker for MemoryBroker {
         drop(channels);
         let now = Instant::now();
         c.touched = now;
+        c.subscribers += 1;
         c.trim(now);
-        let missed = recover.map(|since| c.missed(since));
-        let recovery = missed.as_ref().map(|m| m.as_ref().map(Vec::len).map_err(Clone::clone));
-        ack(&Subscribed { epoch: c.epoch.clone(), offset: c.last, recovery });
-        if let Some(Ok(missed)) = missed {
-            for entry in missed {
-                deliver(
-                    [&subscriber],
-                    pattern,
-                    entry.offset,
-                    &entry.publication,
-                    c.options.exclude_publisher,
-                );
-            }
-        }
-        c.subscribers.push(subscriber);
-        Ok(())
+        let recovery = recover.map(|since| c.missed(since));
+        // Under the lock: no message can slip between the snapshot and the join.
+        join(Snapshot { epoch: c.epoch.clone(), offset: c.last, recovery });
     }
 
-    fn unsubscribe(&self, pattern: &str, conn: u64) {
+    fn unsubscribe_now(&self, pattern: &str) {
         if pattern.ends_with('*') {
-            let mut patterns = self.patterns.write().unwrap_or_else(|e| e.into_inner());
-            patterns.retain(|(p, s)| !(p == pattern && s.conn == conn));
             return;
         }
         let channel = lock(&self.channels).get(pattern).cloned();
         if let Some(channel) = channel {
             let mut c = lock(&channel);
-            c.subscribers.retain(|s| s.conn != conn);
+            c.subscribers = c.subscribers.saturating_sub(1);
             c.touched = Instant::now();
             drop(c);
             self.release(pattern);
         }
+    }
+}
+
+impl Broker for MemoryBroker {
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        publication: Publication,
+    ) -> BoxFuture<'a, Result<u64, BrokerError>> {
+        Box::pin(std::future::ready(Ok(self.publish_now(channel, publication))))
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        pattern: &'a str,
+        recover: Option<&'a Position>,
+        join: Join,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        self.subscribe_now(pattern, recover, join);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn unsubscribe<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, ()> {
+        self.unsubscribe_now(pattern);
+        Box::pin(std::future::ready(()))
     }
 }

@@ -1,18 +1,24 @@
-//! Channels: the broker trait every backend implements, the embedded in-memory
-//! broker, and the local fan-out that turns one message into shared frames.
+//! Channels: the async interface every broker implements, and the embedded in-memory
+//! broker.
 //!
-//! Nothing above this trait assumes that all subscribers live in this process: a
-//! distributed broker implements `publish` by sending to the cluster and delivers
-//! what arrives through the same [`fanout`].
+//! A broker orders each channel's messages, numbers them (offsets), keeps their history
+//! and hands every message this node should see to a [`Deliver`] sink, in offset order
+//! per channel. What happens next (outbound plugins, frames, per-client queues) is the
+//! gateway's local fan-out, the same code for every broker: nothing here assumes that
+//! all subscribers live in this process, and nothing here calls a plugin.
 
-pub mod fanout;
 mod memory;
 
-pub use fanout::Subscriber;
 pub use memory::MemoryBroker;
 
 use crate::plugin::bindings::Identity;
 use crate::protocol::Position;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A future a broker returns; boxed so that `dyn Broker` works.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A message accepted into a channel, shared by every delivery of it.
 #[derive(Debug)]
@@ -21,19 +27,41 @@ pub struct Publication {
     pub data: String,
     /// The publisher's identity, for outbound plugins.
     pub publisher: Option<Identity>,
-    /// The publishing connection, so that it can be left out of its own audience.
+    /// The publishing connection on this node, so that it can be left out of its own
+    /// audience (a distributed broker leaves it unset for other nodes' messages).
     pub publisher_conn: Option<u64>,
 }
 
-/// The answer to a subscribe, sent to the client before any message of the channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscribed {
+/// One message of a channel: its offset and the publication every recipient shares.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Its place in the channel, from 1.
+    pub offset: u64,
+    /// What was published.
+    pub publication: Arc<Publication>,
+}
+
+/// A channel as a subscription finds it.
+#[derive(Debug)]
+pub struct Snapshot {
     /// The channel's current epoch (empty for patterns).
     pub epoch: String,
     /// The channel's latest offset (0 for patterns and empty channels).
     pub offset: u64,
-    /// With `recover`: how many missed messages follow, or why none can.
-    pub recovery: Option<Result<usize, String>>,
+    /// With `recover`: every missed message in order, or why they cannot all be had.
+    pub recovery: Option<Result<Vec<Message>, String>>,
+}
+
+/// Starts a subscription at one point of its channel's order: the broker calls it with
+/// the [`Snapshot`] such that every later message, and no earlier one, reaches
+/// [`Deliver::deliver`] after it. It must return at once (it queues, never waits).
+pub type Join = Box<dyn FnOnce(Snapshot) + Send>;
+
+/// Where a broker hands the messages of this node, in offset order per channel.
+/// Implemented by the gateway's fan-out; it must return at once (it queues, never waits).
+pub trait Deliver: Send + Sync + 'static {
+    /// One message of `channel`.
+    fn deliver(&self, channel: &str, message: Message);
 }
 
 /// Why the broker refused an operation.
@@ -44,22 +72,27 @@ pub enum BrokerError {
     Unavailable(String),
 }
 
-/// Where channels live.
+/// Where channels live. Every method is a future, so that a networked broker waits for
+/// its cluster without holding a worker.
 pub trait Broker: Send + Sync + 'static {
-    /// Appends to `channel` and delivers to its subscribers; returns the offset.
-    fn publish(&self, channel: &str, publication: Publication) -> Result<u64, BrokerError>;
+    /// Appends to `channel`; the offset it returns is the message's. The message reaches
+    /// [`Deliver`] on every node with interest in the channel.
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        publication: Publication,
+    ) -> BoxFuture<'a, Result<u64, BrokerError>>;
 
-    /// Subscribes to a channel or pattern. `ack` receives the outcome before any message
-    /// is queued, so the reply precedes recovered and live messages, with no gap and no
-    /// duplicate between them.
-    fn subscribe(
-        &self,
-        pattern: &str,
-        subscriber: Subscriber,
-        recover: Option<&Position>,
-        ack: &mut dyn FnMut(&Subscribed),
-    ) -> Result<(), BrokerError>;
+    /// Starts one subscription to a channel or pattern (`news.*`): `join` receives the
+    /// snapshot (with the missed messages when `recover` is given) at the point where the
+    /// subscription begins. Patterns have no history: recovering one is refused.
+    fn subscribe<'a>(
+        &'a self,
+        pattern: &'a str,
+        recover: Option<&'a Position>,
+        join: Join,
+    ) -> BoxFuture<'a, Result<(), BrokerError>>;
 
-    /// Stops delivering `pattern` to connection `conn`.
-    fn unsubscribe(&self, pattern: &str, conn: u64);
+    /// Ends one subscription started by [`Broker::subscribe`].
+    fn unsubscribe<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, ()>;
 }

@@ -5,6 +5,9 @@
 wasmtime::component::bindgen!({
     path: "wit",
     world: "plugin",
+    // Guest calls are futures: the epoch callback yields to the executor on every tick,
+    // so a slow plugin never holds a tokio worker for its whole deadline.
+    exports: { default: async },
 });
 
 pub use self::exports::sluice::plugin::handler::{

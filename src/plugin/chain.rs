@@ -1,22 +1,23 @@
 //! A route's plugins in config order, with each hook's verdicts combined and each
-//! plugin's failure policy applied. Plugins skip hooks they did not declare.
+//! plugin's failure policy applied. Plugins skip hooks they did not declare. Every hook
+//! is a future (see [`super::sandbox`]); callers hold no lock across it.
 
 use super::bindings::{
     Audience, ConnectRequest, ConnectVerdict, Connection, DisconnectReason, Hooks, InboundMessage,
     InboundVerdict, OutboundMessage, SubscribeVerdict,
 };
-use super::metrics::Hook;
 use super::sandbox::{Failure, Sandbox};
 use crate::config::FailurePolicy;
 use std::sync::Arc;
 
-/// A refusal as the client will see it: an `error` code and a reason.
+/// Why a chain said no: a plugin's own verdict, or a fail-closed plugin that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// `forbidden` when a plugin said no, `unavailable` when a fail-closed plugin failed.
-    pub code: &'static str,
-    /// Why, for the client.
-    pub reason: String,
+pub enum Denial {
+    /// A plugin refused, with a reason for the client.
+    Denied(String),
+    /// A fail-closed plugin failed (trap, timeout, back-off, output over the limit, or
+    /// replacement data that is not JSON); names the plugin.
+    Failed(Arc<str>),
 }
 
 /// What the inbound chain made of a message.
@@ -25,7 +26,7 @@ pub enum Inbound {
     /// Publish this `data` (JSON text), possibly rewritten.
     Publish(String),
     /// Do not publish; tell the sender.
-    Refuse(Refusal),
+    Refuse(Denial),
     /// Do not publish; close the sender with this code and reason.
     Close(u16, String),
 }
@@ -63,12 +64,10 @@ impl Chain {
     }
 
     /// Runs `on-connect`; each accepting plugin may set the identity that later ones see.
-    pub fn connect(&self, request: &mut ConnectRequest) -> Result<(), (u16, String)> {
-        let key = request.connection.id;
+    /// A refusal is an HTTP status and reason.
+    pub async fn connect(&self, request: &mut ConnectRequest) -> Result<(), (u16, String)> {
         for plugin in self.with(Hooks::ON_CONNECT) {
-            match plugin
-                .call(key, Hook::OnConnect, |p, s| p.sluice_plugin_handler().call_on_connect(s, request))
-            {
+            match plugin.on_connect(request).await {
                 Ok(ConnectVerdict::Accept(Some(identity))) => request.connection.identity = Some(identity),
                 Ok(ConnectVerdict::Accept(None)) => {}
                 Ok(ConnectVerdict::Reject(r)) => return Err((r.status.clamp(400, 599), r.reason)),
@@ -80,69 +79,50 @@ impl Chain {
     }
 
     /// Runs `on-subscribe` for a channel or pattern.
-    pub fn subscribe(&self, connection: &Connection, channel: &str) -> Result<(), Refusal> {
+    pub async fn subscribe(&self, connection: &Connection, channel: &str) -> Result<(), Denial> {
         for plugin in self.with(Hooks::ON_SUBSCRIBE) {
-            let verdict = plugin.call(connection.id, Hook::OnSubscribe, |p, s| {
-                p.sluice_plugin_handler().call_on_subscribe(s, connection, channel)
-            });
-            match verdict {
+            match plugin.on_subscribe(connection, channel).await {
                 Ok(SubscribeVerdict::Allow) => {}
-                Ok(SubscribeVerdict::Deny(reason)) => {
-                    return Err(Refusal { code: "forbidden", reason });
-                }
+                Ok(SubscribeVerdict::Deny(reason)) => return Err(Denial::Denied(reason)),
                 Err(failure) if plugin.policy == FailurePolicy::FailOpen => skip(plugin, failure),
-                Err(_) => return Err(unavailable(plugin)),
+                Err(_) => return Err(Denial::Failed(plugin.name.clone())),
             }
         }
         Ok(())
     }
 
-    /// Runs `on-inbound`; each plugin sees the data as the previous one left it.
-    pub fn inbound(&self, key: u64, mut message: InboundMessage) -> Inbound {
+    /// Runs `on-inbound`; each plugin sees the data as the previous one left it. `key`
+    /// picks the instance: the connection id, so that a connection always reaches the
+    /// same one, or a counter for backend messages.
+    pub async fn inbound(&self, key: u64, mut message: InboundMessage) -> Inbound {
         for plugin in self.with(Hooks::ON_INBOUND) {
-            let verdict = plugin.call(key, Hook::OnInbound, |p, s| {
-                let verdict = p.sluice_plugin_handler().call_on_inbound(s, &message)?;
-                if let InboundVerdict::Replace(data) = &verdict {
-                    plugin.check_output(Some(data))?;
-                }
-                Ok(verdict)
-            });
-            match verdict {
+            match plugin.on_inbound(key, &message).await {
                 Ok(InboundVerdict::Pass) => {}
                 Ok(InboundVerdict::Replace(data)) => {
                     match serde_json::from_str::<serde::de::IgnoredAny>(&data) {
                         Ok(_) => message.data = data,
                         Err(e) => {
                             tracing::warn!(plugin = &*plugin.name, error = %e, "on-inbound replaced data with invalid JSON");
-                            return Inbound::Refuse(unavailable(plugin));
+                            return Inbound::Refuse(Denial::Failed(plugin.name.clone()));
                         }
                     }
                 }
-                Ok(InboundVerdict::Drop(reason)) => {
-                    return Inbound::Refuse(Refusal { code: "forbidden", reason });
-                }
+                Ok(InboundVerdict::Drop(reason)) => return Inbound::Refuse(Denial::Denied(reason)),
                 Ok(InboundVerdict::Close(frame)) => {
                     return Inbound::Close(close_code(frame.code), frame.reason);
                 }
                 Err(failure) if plugin.policy == FailurePolicy::FailOpen => skip(plugin, failure),
-                Err(_) => return Inbound::Refuse(unavailable(plugin)),
+                Err(_) => return Inbound::Refuse(Denial::Failed(plugin.name.clone())),
             }
         }
         Inbound::Publish(message.data)
     }
 
     /// Runs `on-outbound` once for a message's whole audience.
-    pub fn outbound(&self, mut message: OutboundMessage) -> Outbound {
-        let key = message.offset;
+    pub async fn outbound(&self, mut message: OutboundMessage) -> Outbound {
         let mut out = Outbound { data: None, meta: message.meta.clone(), audience: Audience::Everyone };
         for plugin in self.with(Hooks::ON_OUTBOUND) {
-            let verdict = plugin.call(key, Hook::OnOutbound, |p, s| {
-                let verdict = p.sluice_plugin_handler().call_on_outbound(s, &message)?;
-                plugin.check_output(verdict.data.as_deref())?;
-                plugin.check_output(verdict.meta.as_deref())?;
-                Ok(verdict)
-            });
-            match verdict {
+            match plugin.on_outbound(&message).await {
                 Ok(verdict) => {
                     if let Some(data) = verdict.data {
                         message.data.clone_from(&data);
@@ -165,21 +145,19 @@ impl Chain {
     }
 
     /// Runs `on-disconnect`, best effort: failures are logged and otherwise ignored.
-    pub fn disconnect(&self, connection: &Connection, reason: DisconnectReason) {
+    pub async fn disconnect(&self, connection: &Connection, reason: DisconnectReason) {
         for plugin in self.with(Hooks::ON_DISCONNECT) {
-            let _ = plugin.call(connection.id, Hook::OnDisconnect, |p, s| {
-                p.sluice_plugin_handler().call_on_disconnect(s, connection, reason)
-            });
+            let _ = plugin.on_disconnect(connection, reason).await;
         }
     }
 }
 
 fn skip(plugin: &Sandbox, failure: Failure) {
-    tracing::debug!(plugin = &*plugin.name, ?failure, "fail-open: skipping the failed plugin");
-}
-
-fn unavailable(plugin: &Sandbox) -> Refusal {
-    Refusal { code: "unavailable", reason: format!("plugin `{}` is unavailable", plugin.name) }
+    tracing::debug!(
+        plugin = &*plugin.name,
+        failure = failure.as_str(),
+        "fail-open: skipping the failed plugin"
+    );
 }
 
 /// Close codes a plugin may use: 1000, 1008 and the application range; others become 1008.

@@ -41,7 +41,7 @@ fn shared() -> &'static Shared {
             })
             .expect("spawning the epoch thread");
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("WASI links once");
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI links once");
         super::bindings::Plugin::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
             .expect("the host interface links once");
         Shared { engine, linker, compiled: Mutex::new(HashMap::new()) }

@@ -1,7 +1,9 @@
 //! What a plugin instance may reach: logging into `tracing` under its name, a clock,
-//! and WASI with no files, environment, sockets or inherited stdio.
+//! and WASI with no files, environment or sockets, whose stdout and stderr go into the
+//! gateway's log ([`super::output`]).
 
 use super::bindings::sluice::plugin::host::{Host, Level};
+use super::output::Output;
 use std::sync::Arc;
 use wasmtime::StoreLimits;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, ResourceTable, WasiCtx, WasiCtxView, WasiView};
@@ -13,16 +15,26 @@ pub struct HostState {
     table: ResourceTable,
     /// The store's memory, table and instance caps.
     pub limits: StoreLimits,
+    /// Epoch ticks the running call may still use; the epoch callback yields to the
+    /// executor on every tick and interrupts the guest when none are left.
+    pub ticks_left: u64,
+    /// Where stdout and stderr go, tagged with the running hook.
+    pub output: Arc<Output>,
 }
 
 impl HostState {
-    /// A state for one instance of `plugin`, capped by `limits`.
-    pub fn new(plugin: Arc<str>, limits: StoreLimits) -> Self {
+    /// A state for one instance of `plugin`, capped by `limits`, printing to `output`.
+    pub fn new(plugin: Arc<str>, limits: StoreLimits, output: Arc<Output>) -> Self {
         // The builder grants nothing by default: no preopened dirs, no env, no args,
-        // no network, stdio connected to nothing. Its clocks are real, though: replace
-        // them, so that `now-ms` stays the one clock a plugin has (DESIGN.md).
-        let wasi = WasiCtx::builder().wall_clock(Frozen).monotonic_clock(Frozen).build();
-        Self { plugin, wasi, table: ResourceTable::new(), limits }
+        // no network. Its clocks are real, though: replace them, so that `now-ms` stays
+        // the one clock a plugin has (DESIGN.md). Stdio goes into the log.
+        let wasi = WasiCtx::builder()
+            .wall_clock(Frozen)
+            .monotonic_clock(Frozen)
+            .stdout(output.stream(0))
+            .stderr(output.stream(1))
+            .build();
+        Self { plugin, wasi, table: ResourceTable::new(), limits, ticks_left: 0, output }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Plugins: the WIT bindings, the shared engine, sandboxed instances, and the chains
+//! Plugins: the WIT bindings, the shared engine, sandboxed instances (guest calls are
+//! futures that yield every epoch tick), their stdio routed into the log, and the chains
 //! that routes run them in.
 
 pub mod bindings;
@@ -7,12 +8,13 @@ mod chain;
 mod engine;
 mod host;
 pub mod metrics;
+mod output;
 mod precompiled;
 mod sandbox;
 mod table;
 
 pub use cache::Source;
-pub use chain::{Chain, Inbound, Outbound, Refusal};
+pub use chain::{Chain, Denial, Inbound, Outbound};
 pub use engine::forget_compiled;
 pub use metrics::{Hook, HookSnapshot, MetricsSnapshot};
 pub use sandbox::{Failure, LoadError, LoadOptions, OutputTooBig, Sandbox};

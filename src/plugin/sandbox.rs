@@ -1,16 +1,27 @@
 //! One loaded plugin: its prepared component, instances sharded by connection, CPU
 //! deadlines and memory caps, and rebuilding with back-off after a failed call.
+//!
+//! Guest calls are futures. The epoch callback yields to the executor on every tick
+//! (1 ms) and interrupts the guest once its deadline's ticks are spent, so a slow plugin
+//! shares a worker instead of holding it; a wall-clock timeout around each call also
+//! stops a guest waiting inside an async host call (a WASI sleep or poll), which epochs
+//! cannot interrupt.
 
-use super::bindings::{Hooks, Plugin, PluginPre};
+use super::bindings::{
+    ConnectRequest, ConnectVerdict, Connection, DisconnectReason, Hooks, InboundMessage, InboundVerdict,
+    OutboundMessage, OutboundVerdict, Plugin, PluginPre, SubscribeVerdict,
+};
 use super::cache::{Source, content_hash};
-use super::engine::{prepare, ticks};
+use super::engine::{TICK, prepare, ticks};
 use super::host::HostState;
 use super::metrics::{Hook, MetricsSnapshot, Outcome, PluginMetrics};
+use super::output::{Budget, Output};
 use crate::config::{FailurePolicy, PluginConfig};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::{Store, StoreLimitsBuilder, Trap};
+use tokio::sync::Mutex;
+use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 
 /// Why a plugin could not be loaded; each names the plugin, the file and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +46,18 @@ pub enum Failure {
     BackingOff,
     /// The guest returned more than the host accepts (see [`OutputTooBig`]).
     TooBig,
+}
+
+impl Failure {
+    /// A short word for logs and errors: `timeout`, `trap`, `backing-off`, `too-big`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Timeout => "timeout",
+            Failure::Trap => "trap",
+            Failure::BackingOff => "backing-off",
+            Failure::TooBig => "too-big",
+        }
+    }
 }
 
 /// What loading a plugin takes from `[server]` rather than from its own section.
@@ -70,14 +93,14 @@ pub struct OutputTooBig {
     pub limit: usize,
 }
 
-struct Live {
+struct Instance {
     store: Store<HostState>,
     plugin: Plugin,
 }
 
 #[derive(Default)]
 struct Shard {
-    live: Option<Live>,
+    instance: Option<Instance>,
     crashes: u32,
     last_crash: Option<Instant>,
 }
@@ -91,7 +114,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 impl Shard {
     fn crashed(&mut self, now: Instant) {
-        self.live = None;
+        self.instance = None;
         let recent = self.last_crash.is_some_and(|t| now - t < CRASH_WINDOW);
         self.crashes = if recent { self.crashes + 1 } else { 1 };
         self.last_crash = Some(now);
@@ -103,6 +126,36 @@ impl Shard {
         };
         let over = self.crashes.saturating_sub(FREE_REBUILDS);
         over > 0 && now - last < (Duration::from_millis(10) * 2u32.saturating_pow(over)).min(MAX_BACKOFF)
+    }
+}
+
+/// One hook call's arguments.
+enum Call<'a> {
+    Connect(&'a ConnectRequest),
+    Subscribe(&'a Connection, &'a str),
+    Inbound(&'a InboundMessage),
+    Outbound(&'a OutboundMessage),
+    Disconnect(&'a Connection, DisconnectReason),
+}
+
+/// One hook call's result.
+enum Reply {
+    Connect(ConnectVerdict),
+    Subscribe(SubscribeVerdict),
+    Inbound(InboundVerdict),
+    Outbound(OutboundVerdict),
+    Disconnect,
+}
+
+impl Call<'_> {
+    fn hook(&self) -> Hook {
+        match self {
+            Call::Connect(_) => Hook::OnConnect,
+            Call::Subscribe(..) => Hook::OnSubscribe,
+            Call::Inbound(_) => Hook::OnInbound,
+            Call::Outbound(_) => Hook::OnOutbound,
+            Call::Disconnect(..) => Hook::OnDisconnect,
+        }
     }
 }
 
@@ -123,6 +176,7 @@ pub struct Sandbox {
     /// Its `[plugins.NAME]` section when it was loaded.
     pub config: PluginConfig,
     metrics: Arc<PluginMetrics>,
+    budget: Arc<Budget>,
     pre: PluginPre<HostState>,
     init_config: String,
     deadline: u64,
@@ -133,10 +187,10 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Compiles `config.path` (or finds it compiled), runs `init` on a first instance
-    /// and keeps it. `metrics` carries a plugin's counters over from the version it
-    /// replaces on reload; `None` starts them at zero.
-    pub fn load(
+    /// Compiles `config.path` (or finds it compiled) on a blocking thread, runs `init` on
+    /// a first instance and keeps it. `metrics` carries a plugin's counters over from the
+    /// version it replaces on reload; `None` starts them at zero.
+    pub async fn load(
         name: &str,
         config: &PluginConfig,
         options: &LoadOptions,
@@ -147,10 +201,17 @@ impl Sandbox {
             file: config.path.display().to_string(),
             reason,
         };
-        let bytes = std::fs::read(&config.path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let content = content_hash(&bytes);
-        let (pre, source) = prepare(&bytes, content, options.cache_dir.as_deref())
-            .map_err(|e| fail(format!("not a loadable sluice:plugin component: {e:#}")))?;
+        let (path, cache_dir) = (config.path.clone(), options.cache_dir.clone());
+        let compiled = tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&path).map_err(|e| format!("cannot read: {e}"))?;
+            let content = content_hash(&bytes);
+            prepare(&bytes, content, cache_dir.as_deref())
+                .map(|(pre, source)| (pre, source, content))
+                .map_err(|e| format!("not a loadable sluice:plugin component: {e:#}"))
+        })
+        .await
+        .map_err(|e| fail(format!("compiling panicked: {e}")))?;
+        let (pre, source, content) = compiled.map_err(fail)?;
         let init_config = match &config.config {
             Some(value) => serde_json::to_string(value).map_err(|e| fail(format!("config: {e}")))?,
             None => "{}".into(),
@@ -164,6 +225,7 @@ impl Sandbox {
             content,
             config: config.clone(),
             metrics: metrics.unwrap_or_default(),
+            budget: Arc::default(),
             pre,
             init_config,
             deadline: ticks(config.deadline.0),
@@ -172,13 +234,13 @@ impl Sandbox {
             core_instances: config.max_core_instances,
             shards: (0..config.instances).map(|_| Mutex::default()).collect(),
         };
-        let (live, hooks) = sandbox.instantiate().map_err(fail)?;
+        let (instance, hooks) = sandbox.instantiate().await.map_err(fail)?;
         sandbox.hooks = hooks;
-        sandbox.shards[0].get_mut().unwrap_or_else(|e| e.into_inner()).live = Some(live);
+        sandbox.shards[0].get_mut().instance = Some(instance);
         Ok(sandbox)
     }
 
-    fn instantiate(&self) -> Result<(Live, Hooks), String> {
+    async fn instantiate(&self) -> Result<(Instance, Hooks), String> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.memory)
             .instances(self.core_instances)
@@ -186,24 +248,44 @@ impl Sandbox {
             .memories(self.core_instances)
             .table_elements(self.table_elements)
             .build();
-        let mut store = Store::new(super::engine::engine(), HostState::new(self.name.clone(), limits));
+        let output = Output::new(self.name.clone(), self.budget.clone());
+        output.running(Hook::Init);
+        let mut store =
+            Store::new(super::engine::engine(), HostState::new(self.name.clone(), limits, output));
         store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_callback(|mut store| {
+            let left = &mut store.data_mut().ticks_left;
+            if *left <= 1 {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            *left -= 1;
+            Ok(UpdateDeadline::Yield(1))
+        });
         // `init` may do real work (parse config, build tables): it gets ten deadlines.
-        store.set_epoch_deadline(self.deadline.saturating_mul(10));
-        let plugin = self.pre.instantiate(&mut store).map_err(|e| format!("instantiate: {e:#}"))?;
+        let budget = self.deadline.saturating_mul(10);
+        store.data_mut().ticks_left = budget;
+        store.set_epoch_deadline(1);
         let started = Instant::now();
-        let hooks = contain(|| plugin.sluice_plugin_handler().call_init(&mut store, &self.init_config));
-        let outcome = match &hooks {
-            Ok(Ok(_)) => Outcome::Ok,
-            Err(e) if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) => Outcome::Timeout,
+        let built = bounded(budget, async {
+            let plugin = self.pre.instantiate_async(&mut store).await.map_err(|e| ("instantiate", e))?;
+            let hooks = plugin.sluice_plugin_handler().call_init(&mut store, &self.init_config).await;
+            Ok((plugin, hooks.map_err(|e| ("init failed", e))?))
+        })
+        .await;
+        store.data().output.finish();
+        let outcome = match &built {
+            Ok(Ok((_, Ok(_)))) => Outcome::Ok,
+            Err(_) => Outcome::Timeout,
+            Ok(Err((_, e))) if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) => Outcome::Timeout,
             _ => Outcome::Error,
         };
         self.metrics.record(Hook::Init, outcome, Some(started.elapsed()));
         self.metrics.instance_built();
-        match hooks {
-            Ok(Ok(hooks)) => Ok((Live { store, plugin }, hooks)),
-            Ok(Err(message)) => Err(format!("init refused its config: {message}")),
-            Err(e) => Err(format!("init failed: {e:#}")),
+        match built {
+            Ok(Ok((plugin, Ok(hooks)))) => Ok((Instance { store, plugin }, hooks)),
+            Ok(Ok((_, Err(message)))) => Err(format!("init refused its config: {message}")),
+            Ok(Err((what, e))) => Err(format!("{what}: {e:#}")),
+            Err(_) => Err("init ran past ten deadlines, waiting in a host call".into()),
         }
     }
 
@@ -217,9 +299,7 @@ impl Sandbox {
         self.metrics.snapshot(&self.name)
     }
 
-    /// Fails with [`OutputTooBig`] when `output` is over [`Sandbox::max_output`]; for the
-    /// chain's call closures.
-    pub fn check_output(&self, output: Option<&str>) -> wasmtime::Result<()> {
+    fn check_output(&self, output: Option<&str>) -> wasmtime::Result<()> {
         match output {
             Some(text) if text.len() > self.max_output => {
                 Err(wasmtime::Error::new(OutputTooBig { size: text.len(), limit: self.max_output }))
@@ -228,89 +308,152 @@ impl Sandbox {
         }
     }
 
-    /// Runs `f` on the instance for `key` (a connection id) under the CPU deadline.
-    /// A failed call drops the instance; the next call rebuilds it, after a back-off
-    /// when it keeps crashing.
-    pub fn call<R>(
+    /// `on-connect` on the instance of the request's connection.
+    pub async fn on_connect(&self, request: &ConnectRequest) -> Result<ConnectVerdict, Failure> {
+        match self.call(request.connection.id, Call::Connect(request)).await? {
+            Reply::Connect(verdict) => Ok(verdict),
+            _ => Err(Failure::Trap),
+        }
+    }
+
+    /// `on-subscribe` on the connection's instance.
+    pub async fn on_subscribe(
         &self,
-        key: u64,
-        hook: Hook,
-        f: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<R>,
-    ) -> Result<R, Failure> {
+        connection: &Connection,
+        channel: &str,
+    ) -> Result<SubscribeVerdict, Failure> {
+        match self.call(connection.id, Call::Subscribe(connection, channel)).await? {
+            Reply::Subscribe(verdict) => Ok(verdict),
+            _ => Err(Failure::Trap),
+        }
+    }
+
+    /// `on-inbound` on the instance for `key` (the connection id, or a counter for
+    /// backend messages).
+    pub async fn on_inbound(&self, key: u64, message: &InboundMessage) -> Result<InboundVerdict, Failure> {
+        match self.call(key, Call::Inbound(message)).await? {
+            Reply::Inbound(verdict) => Ok(verdict),
+            _ => Err(Failure::Trap),
+        }
+    }
+
+    /// `on-outbound` on the instance for the message's offset.
+    pub async fn on_outbound(&self, message: &OutboundMessage) -> Result<OutboundVerdict, Failure> {
+        match self.call(message.offset, Call::Outbound(message)).await? {
+            Reply::Outbound(verdict) => Ok(verdict),
+            _ => Err(Failure::Trap),
+        }
+    }
+
+    /// `on-disconnect` on the connection's instance.
+    pub async fn on_disconnect(
+        &self,
+        connection: &Connection,
+        reason: DisconnectReason,
+    ) -> Result<(), Failure> {
+        self.call(connection.id, Call::Disconnect(connection, reason)).await.map(drop)
+    }
+
+    /// Runs one hook on the instance for `key` under the CPU deadline. A failed call drops
+    /// the instance; the next call rebuilds it, after a back-off when it keeps crashing.
+    /// The shard's lock is asynchronous: a call waiting for a busy instance waits as a
+    /// future, never on a thread.
+    async fn call(&self, key: u64, call: Call<'_>) -> Result<Reply, Failure> {
+        let hook = call.hook();
         let index = usize::try_from(key % self.shards.len() as u64).unwrap_or(0);
-        let mut shard = self.shards[index].lock().unwrap_or_else(|e| e.into_inner());
+        let mut shard = self.shards[index].lock().await;
         let now = Instant::now();
-        if shard.live.is_none() {
+        if shard.instance.is_none() {
             if shard.backing_off(now) {
                 self.metrics.record(hook, Outcome::BackingOff, None);
                 return Err(Failure::BackingOff);
             }
-            match self.instantiate() {
-                Ok((live, _)) => shard.live = Some(live),
+            match self.instantiate().await {
+                Ok((instance, _)) => shard.instance = Some(instance),
                 Err(reason) => {
-                    tracing::warn!(
-                        plugin = &*self.name,
-                        %hook,
-                        reason,
-                        "plugin instance could not be rebuilt"
-                    );
+                    tracing::warn!(plugin = &*self.name, %hook, reason, "plugin instance could not be rebuilt");
                     shard.crashed(now);
                     self.metrics.record(hook, Outcome::Error, None);
                     return Err(Failure::Trap);
                 }
             }
         }
-        let Some(live) = shard.live.as_mut() else {
+        let Some(Instance { store, plugin }) = shard.instance.as_mut() else {
             self.metrics.record(hook, Outcome::Error, None);
             return Err(Failure::Trap);
         };
-        live.store.set_epoch_deadline(self.deadline);
+        store.data().output.running(hook);
+        store.data_mut().ticks_left = self.deadline;
+        store.set_epoch_deadline(1);
         let started = Instant::now();
-        let result = contain(|| f(&live.plugin, &mut live.store));
+        let result = bounded(self.deadline, self.run(plugin, store, call)).await;
         let elapsed = started.elapsed();
-        match result {
-            Ok(value) => {
+        store.data().output.finish();
+        let (error, stuck) = match result {
+            Ok(Ok(reply)) => {
                 self.metrics.record(hook, Outcome::Ok, Some(elapsed));
-                Ok(value)
+                return Ok(reply);
             }
-            Err(error) if error.is::<OutputTooBig>() => {
-                self.metrics.record(hook, Outcome::Error, Some(elapsed));
-                tracing::warn!(
-                    plugin = &*self.name,
-                    %hook,
-                    error = %error,
-                    "plugin output refused; its instance is kept"
-                );
-                Err(Failure::TooBig)
-            }
-            Err(error) => {
-                let (failure, outcome) = match error.downcast_ref::<Trap>() {
-                    Some(Trap::Interrupt) => (Failure::Timeout, Outcome::Timeout),
-                    _ => (Failure::Trap, Outcome::Error),
-                };
-                shard.crashed(now);
-                self.metrics.record(hook, outcome, Some(elapsed));
-                tracing::warn!(
-                    plugin = &*self.name,
-                    %hook,
-                    ?failure,
-                    error = format!("{error:#}"),
-                    "plugin call failed; its instance will be rebuilt"
-                );
-                Err(failure)
-            }
+            Ok(Err(error)) => (error, false),
+            Err(_) => (wasmtime::Error::msg("the call ran past its deadline waiting in a host call"), true),
+        };
+        if error.is::<OutputTooBig>() {
+            self.metrics.record(hook, Outcome::Error, Some(elapsed));
+            tracing::warn!(plugin = &*self.name, %hook, error = %error, "plugin output refused; its instance is kept");
+            return Err(Failure::TooBig);
         }
+        let timed_out = stuck || matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt));
+        let (failure, outcome) =
+            if timed_out { (Failure::Timeout, Outcome::Timeout) } else { (Failure::Trap, Outcome::Error) };
+        shard.crashed(now);
+        self.metrics.record(hook, outcome, Some(elapsed));
+        tracing::warn!(
+            plugin = &*self.name,
+            %hook,
+            failure = failure.as_str(),
+            error = format!("{error:#}"),
+            "plugin call failed; its instance will be rebuilt"
+        );
+        Err(failure)
+    }
+
+    async fn run(
+        &self,
+        plugin: &Plugin,
+        store: &mut Store<HostState>,
+        call: Call<'_>,
+    ) -> wasmtime::Result<Reply> {
+        let handler = plugin.sluice_plugin_handler();
+        Ok(match call {
+            Call::Connect(request) => Reply::Connect(handler.call_on_connect(store, request).await?),
+            Call::Subscribe(connection, channel) => {
+                Reply::Subscribe(handler.call_on_subscribe(store, connection, channel).await?)
+            }
+            Call::Inbound(message) => {
+                let verdict = handler.call_on_inbound(store, message).await?;
+                if let InboundVerdict::Replace(data) = &verdict {
+                    self.check_output(Some(data))?;
+                }
+                Reply::Inbound(verdict)
+            }
+            Call::Outbound(message) => {
+                let verdict = handler.call_on_outbound(store, message).await?;
+                self.check_output(verdict.data.as_deref())?;
+                self.check_output(verdict.meta.as_deref())?;
+                Reply::Outbound(verdict)
+            }
+            Call::Disconnect(connection, reason) => {
+                handler.call_on_disconnect(store, connection, reason).await?;
+                Reply::Disconnect
+            }
+        })
     }
 }
 
-/// Runs a guest call, turning a panic that unwinds out of a host function into an
-/// error. wasmtime-wasi's synchronous stdio and `poll` block on the ambient tokio
-/// runtime, which panics on a runtime thread: a plugin that prints or sleeps must
-/// fail like a trap, never take its connection's task down with it.
-fn contain<R>(call: impl FnOnce() -> wasmtime::Result<R>) -> wasmtime::Result<R> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|_| {
-        Err(wasmtime::Error::msg(
-            "the plugin made a blocking WASI call (stdio or poll), which plugins may not do",
-        ))
-    })
+/// Runs a guest call with a wall-clock limit a little past its epoch deadline of `ticks`:
+/// epochs interrupt running guest code, this stops a guest parked in an async host call.
+/// A call that finishes on its first poll never arms the timer.
+async fn bounded<F: Future>(ticks: u64, call: F) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let limit = TICK.saturating_mul(u32::try_from(ticks.saturating_add(50)).unwrap_or(u32::MAX));
+    tokio::time::timeout(limit, call).await
 }

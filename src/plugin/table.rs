@@ -33,9 +33,12 @@ pub struct PluginChanges {
 impl Table {
     /// Loads every plugin of `config` and builds its routes' chains. With `previous`, a
     /// plugin whose section and file bytes are unchanged is kept rather than reloaded, and
-    /// a reloaded one keeps counting into the same metrics. Blocking: compiles and runs
-    /// `init` on a trial instance of each new plugin.
-    pub fn load(config: &Config, previous: Option<&Table>) -> Result<(Table, PluginChanges), Vec<LoadError>> {
+    /// a reloaded one keeps counting into the same metrics. Compiles on blocking threads
+    /// and runs `init` on a trial instance of each new plugin.
+    pub async fn load(
+        config: &Config,
+        previous: Option<&Table>,
+    ) -> Result<(Table, PluginChanges), Vec<LoadError>> {
         let options = LoadOptions::from_server(&config.server);
         let mut plugins = BTreeMap::new();
         let mut changes = PluginChanges::default();
@@ -50,7 +53,7 @@ impl Table {
                 changes.kept.push(name.clone());
                 continue;
             }
-            match Sandbox::load(name, plugin, &options, old.map(|o| o.metrics_handle())) {
+            match Sandbox::load(name, plugin, &options, old.map(|o| o.metrics_handle())).await {
                 Ok(sandbox) => {
                     tracing::info!(plugin = name, hooks = ?sandbox.hooks, source = ?sandbox.source, "plugin loaded");
                     plugins.insert(name.clone(), Arc::new(sandbox));

@@ -1,19 +1,18 @@
-//! One client connection after the upgrade: reads frames, runs the subscribe and
-//! inbound chains, publishes to the broker, and tears everything down once.
+//! One client connection after the upgrade: reads frames, answers them through the
+//! gateway (subscribe, unsubscribe, the one publish path), and tears everything down
+//! once. Written against any `Sink` + `Stream` of WebSocket messages, so that tests can
+//! drive it through channels under paused time.
 
-mod outbox;
+#[cfg(test)]
+mod tests;
 mod writer;
 
-pub use outbox::{Inbox, Outbox, Outgoing, outbox};
 pub use writer::{GOING_AWAY, SLOW_CONSUMER};
 
-use crate::broker::{Publication, Subscribed, Subscriber};
-use crate::plugin::Inbound;
-use crate::plugin::bindings::{Connection, DisconnectReason, InboundMessage, Origin};
-use crate::protocol::{self, Position, Request};
-use crate::server::{ConnGuard, Gateway, Route};
-use futures_util::StreamExt;
-use hyper_tungstenite::HyperWebsocket;
+use crate::gateway::{ConnGuard, Gateway, Outbox, Outgoing, Refusal, Route, Subscriber, outbox};
+use crate::plugin::bindings::{Connection, DisconnectReason};
+use crate::protocol::{self, ErrorCode, Position, Request};
+use futures_util::{Sink, Stream, StreamExt};
 use hyper_tungstenite::tungstenite::error::CapacityError;
 use hyper_tungstenite::tungstenite::{Error, Message};
 use serde_json::value::RawValue;
@@ -36,19 +35,18 @@ struct Session {
     channels: HashSet<String>,
 }
 
-/// Serves one upgraded connection until it ends.
-pub async fn run(
-    websocket: HyperWebsocket,
+/// Serves one upgraded connection until it ends; returns why it ended.
+pub async fn run<S>(
+    socket: S,
     gateway: Arc<Gateway>,
     route: Arc<Route>,
     connection: Connection,
     guard: ConnGuard,
-) {
-    let ws = match websocket.await {
-        Ok(ws) => ws,
-        Err(e) => return tracing::debug!(conn = connection.id, error = %e, "upgrade failed"),
-    };
-    let (sink, mut stream) = ws.split();
+) -> DisconnectReason
+where
+    S: Stream<Item = Result<Message, Error>> + Sink<Message, Error = Error> + Send + Unpin + 'static,
+{
+    let (sink, mut stream) = socket.split();
     let server = &gateway.server;
     let (outbox, inbox) = outbox(server.send_queue.bytes());
     let mut writer = tokio::spawn(writer::run(sink, inbox, server.heartbeat_interval.0, gateway.stopping()));
@@ -88,12 +86,13 @@ pub async fn run(
                     break DisconnectReason::ClientClosed;
                 }
                 Ok(Some(Ok(Message::Text(text)))) => {
-                    if let Some(reason) = session.handle(&text) {
+                    if let Some(reason) = session.handle(&text).await {
                         break reason;
                     }
                 }
                 Ok(Some(Ok(Message::Binary(_)))) => {
-                    session.send(protocol::error(None, "bad_request", "binary frames are not supported; send JSON text"));
+                    let why = "binary frames are not supported; send JSON text";
+                    session.send(protocol::error(None, ErrorCode::BadRequest, why));
                 }
                 Ok(Some(Ok(_))) => {}
                 Ok(Some(Err(Error::Capacity(CapacityError::MessageTooLong { size, max_size })))) => {
@@ -110,8 +109,8 @@ pub async fn run(
         }
     };
 
-    for channel in session.channels.drain() {
-        gateway.broker.unsubscribe(&channel, session.connection.id);
+    for channel in std::mem::take(&mut session.channels) {
+        gateway.unsubscribe(&channel, session.connection.id).await;
     }
     drop(session.outbox);
     if !writer.is_finished() {
@@ -129,9 +128,10 @@ pub async fn run(
         };
         let _ = tokio::time::timeout(LINGER.min(gateway.server.shutdown_grace.0), linger).await;
     }
-    session.route.chain().disconnect(&session.connection, reason);
+    session.route.chain().disconnect(&session.connection, reason).await;
     tracing::debug!(conn = session.connection.id, ?reason, "disconnected");
     drop(guard);
+    reason
 }
 
 impl Session {
@@ -139,41 +139,47 @@ impl Session {
         self.outbox.push_text(frame.into());
     }
 
-    fn refuse(&self, id: Option<&RawValue>, code: &str, message: &str) {
-        self.send(protocol::error(id, code, message));
+    fn refuse(&self, id: Option<&RawValue>, refusal: &Refusal) {
+        self.send(protocol::error(id, refusal.code(), &refusal.to_string()));
     }
 
     /// Handles one text frame; returns a reason when the connection must end.
-    fn handle(&mut self, text: &str) -> Option<DisconnectReason> {
-        match protocol::decode(text) {
-            Err(e) => self.refuse(e.id, e.code, &e.message),
-            Ok(Request::Subscribe { channel, id, recover }) => self.subscribe(channel, id, recover),
-            Ok(Request::Unsubscribe { channel, id }) => {
-                if self.channels.remove(&channel) {
-                    self.gateway.broker.unsubscribe(&channel, self.connection.id);
-                    self.send(protocol::reply(id, "{}"));
-                } else {
-                    self.refuse(id, "not_subscribed", &format!("not subscribed to `{channel}`"));
-                }
+    async fn handle(&mut self, text: &str) -> Option<DisconnectReason> {
+        let request = match protocol::decode(text) {
+            Ok(request) => request,
+            Err(e) => {
+                self.send(protocol::error(e.id, e.code, &e.message));
+                return None;
             }
-            Ok(Request::Publish { channel, data, id }) => return self.publish(channel, data, id),
+        };
+        let (id, outcome) = match request {
+            Request::Subscribe { channel, id, recover } => (id, self.subscribe(channel, id, recover).await),
+            Request::Unsubscribe { channel, id } => (id, self.unsubscribe(channel, id).await),
+            Request::Publish { channel, data, id } => (id, self.publish(&channel, data, id).await),
+        };
+        let refusal = outcome.err()?;
+        self.refuse(id, &refusal);
+        match refusal {
+            Refusal::Closed { code, reason } => {
+                self.outbox.control(Outgoing::Close(code, reason));
+                Some(DisconnectReason::Kicked)
+            }
+            _ => None,
         }
-        None
     }
 
-    fn subscribe(&mut self, channel: String, id: Option<&RawValue>, recover: Option<Position>) {
-        if let Err(why) = protocol::check_channel(&channel) {
-            return self.refuse(id, "bad_channel", &why);
-        }
+    async fn subscribe(
+        &mut self,
+        channel: String,
+        id: Option<&RawValue>,
+        recover: Option<Position>,
+    ) -> Result<(), Refusal> {
         if self.channels.contains(&channel) {
-            return self.refuse(id, "already_subscribed", &format!("already subscribed to `{channel}`"));
+            return Err(Refusal::AlreadySubscribed(channel));
         }
         let limit = self.gateway.server.max_channels_per_connection;
         if self.channels.len() >= limit {
-            return self.refuse(id, "limit", &format!("at most {limit} subscriptions per connection"));
-        }
-        if let Err(refusal) = self.route.chain().subscribe(&self.connection, &channel) {
-            return self.refuse(id, refusal.code, &refusal.reason);
+            return Err(Refusal::Limit(limit));
         }
         let subscriber = Subscriber {
             conn: self.connection.id,
@@ -181,72 +187,28 @@ impl Session {
             route: self.route.clone(),
             outbox: self.outbox.clone(),
         };
-        let outbox = &self.outbox;
-        let mut ack = |s: &Subscribed| {
-            outbox.push_text(protocol::reply(id, &subscribed_json(&channel, s)).into());
-        };
-        match self.gateway.broker.subscribe(&channel, subscriber, recover.as_ref(), &mut ack) {
-            Ok(()) => {
-                self.channels.insert(channel);
-            }
-            Err(e) => self.refuse(id, "unavailable", &e.to_string()),
-        }
+        self.gateway.subscribe(&self.connection, subscriber, &channel, id, recover.as_ref()).await?;
+        self.channels.insert(channel);
+        Ok(())
     }
 
-    fn publish(
+    async fn unsubscribe(&mut self, channel: String, id: Option<&RawValue>) -> Result<(), Refusal> {
+        if !self.channels.remove(&channel) {
+            return Err(Refusal::NotSubscribed(channel));
+        }
+        self.gateway.unsubscribe(&channel, self.connection.id).await;
+        self.send(protocol::reply(id, "{}"));
+        Ok(())
+    }
+
+    async fn publish(
         &mut self,
-        channel: String,
+        channel: &str,
         data: &RawValue,
         id: Option<&RawValue>,
-    ) -> Option<DisconnectReason> {
-        if let Err(why) = protocol::check_channel(&channel) {
-            self.refuse(id, "bad_channel", &why);
-            return None;
-        }
-        if channel.ends_with('*') {
-            self.refuse(id, "bad_channel", "publish to a channel, not a pattern");
-            return None;
-        }
-        let message = InboundMessage {
-            origin: Origin::Client,
-            connection: Some(self.connection.clone()),
-            channel,
-            data: data.get().to_owned(),
-        };
-        let channel = message.channel.clone();
-        match self.route.chain().inbound(self.connection.id, message) {
-            Inbound::Publish(data) => {
-                let publication = Publication {
-                    data,
-                    publisher: self.connection.identity.clone(),
-                    publisher_conn: Some(self.connection.id),
-                };
-                match self.gateway.broker.publish(&channel, publication) {
-                    Ok(offset) => self.send(protocol::reply(id, &format!("{{\"offset\":{offset}}}"))),
-                    Err(e) => self.refuse(id, "unavailable", &e.to_string()),
-                }
-            }
-            Inbound::Refuse(refusal) => self.refuse(id, refusal.code, &refusal.reason),
-            Inbound::Close(code, reason) => {
-                self.refuse(id, "closed", &reason);
-                self.outbox.control(Outgoing::Close(code, reason));
-                return Some(DisconnectReason::Kicked);
-            }
-        }
-        None
+    ) -> Result<(), Refusal> {
+        let offset = self.gateway.publish(&self.route, Some(&self.connection), channel, data.get()).await?;
+        self.send(protocol::reply(id, &format!("{{\"offset\":{offset}}}")));
+        Ok(())
     }
-}
-
-/// The `result` of a subscribe reply.
-fn subscribed_json(channel: &str, s: &Subscribed) -> String {
-    let mut result = serde_json::json!({
-        "channel": channel,
-        "epoch": s.epoch,
-        "offset": s.offset,
-        "recovered": matches!(s.recovery, Some(Ok(_))),
-    });
-    if let Some(Err(reason)) = &s.recovery {
-        result["reason"] = reason.as_str().into();
-    }
-    result.to_string()
 }

@@ -1,7 +1,7 @@
 //! The writer task: drains a client's queue in batches (feed many frames, flush once),
 //! pings on the heartbeat, and ends the connection with the right close code.
 
-use super::outbox::{Inbox, Outgoing};
+use crate::gateway::{Inbox, Outgoing};
 use futures_util::{Sink, SinkExt};
 use hyper_tungstenite::tungstenite::protocol::CloseFrame;
 use hyper_tungstenite::tungstenite::{Error, Message};

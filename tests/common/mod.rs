@@ -84,7 +84,7 @@ pub fn now() -> u64 {
 pub struct Gateway {
     pub addr: SocketAddr,
     /// The running gateway itself, for its plugin metrics and reloads.
-    pub state: std::sync::Arc<sluice::server::Gateway>,
+    pub state: std::sync::Arc<sluice::Gateway>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -102,7 +102,7 @@ impl Gateway {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let state = sluice::server::Gateway::build(config).await.expect("the test config's plugins load");
+        let state = sluice::Gateway::build(config).await.expect("the test config's plugins load");
         let task = tokio::spawn(sluice::server::serve_gateway(listener, state.clone(), async move {
             let _ = stopped.await;
         }));
@@ -239,4 +239,38 @@ pub fn spawn_listening(mut command: std::process::Command) -> Spawned {
         }
     };
     Spawned { child, addr, log }
+}
+
+/// A `tracing` writer that keeps what is written, for reading log lines in a test.
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Captures this thread's log lines at `level` and above while the guard lives; use a
+/// current-thread runtime so that every gateway task logs here.
+pub fn capture_logs(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(level)
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
 }

@@ -1,8 +1,10 @@
 //! `slow` sandbox fixture: spins on the host clock for `millis` when a message carries the
-//! trigger, then passes.
+//! trigger, then passes. With `outbound_prefix`, it also spins for `millis` in
+//! `on-outbound` on every message of a channel starting with that prefix.
 //!
-//! Config (shown as JSON): `{"trigger": "<string>", "millis": <ms>}`. Declares only
-//! `on-inbound`, and passes every message whose `data` does not contain the trigger.
+//! Config (shown as JSON): `{"trigger": "<string>", "millis": <ms>, "outbound_prefix":
+//! "<prefix>"}` (the last is optional). Declares `on-inbound` (and `on-outbound` with a
+//! prefix), and passes every message whose `data` does not contain the trigger.
 
 use serde::Deserialize;
 use sluice_plugin_sdk::prelude::*;
@@ -16,6 +18,18 @@ pub struct Slow {
     trigger: String,
     /// How long to spin on `now-ms`, in milliseconds. Required.
     millis: u64,
+    /// Also be slow in `on-outbound` for channels starting with this.
+    #[serde(default)]
+    outbound_prefix: Option<String>,
+}
+
+impl Slow {
+    fn spin(&self) {
+        let start = host::now_ms();
+        while host::now_ms().saturating_sub(start) < self.millis {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 impl Plugin for Slow {
@@ -28,18 +42,26 @@ impl Plugin for Slow {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::ON_INBOUND
+        if self.outbound_prefix.is_some() {
+            Hooks::ON_INBOUND | Hooks::ON_OUTBOUND
+        } else {
+            Hooks::ON_INBOUND
+        }
     }
 
     fn on_inbound(&mut self, message: &InboundMessage) -> InboundVerdict {
         if !message.data.contains(&self.trigger) {
             return InboundVerdict::Pass;
         }
-        let start = host::now_ms();
-        while host::now_ms().saturating_sub(start) < self.millis {
-            std::hint::spin_loop();
-        }
+        self.spin();
         InboundVerdict::Pass
+    }
+
+    fn on_outbound(&mut self, message: &OutboundMessage) -> OutboundVerdict {
+        if self.outbound_prefix.as_deref().is_some_and(|p| message.channel.starts_with(p)) {
+            self.spin();
+        }
+        pass_outbound()
     }
 }
 

@@ -1,6 +1,7 @@
 //! `wasi-probe` sandbox fixture: tries the filesystem, environment, network and wall clock
 //! through std (so through WASI) when a message carries the trigger, and replaces the data with
-//! what each attempt got.
+//! what each attempt got. It also prints: a line to stdout, one with an escape sequence to
+//! stderr, and one of 5,000 bytes, which the host logs (the last one cut).
 //!
 //! Config (shown as JSON): `{"trigger": "<string>"}`. Declares only `on-inbound`, and passes
 //! every message whose `data` does not contain the trigger.
@@ -25,6 +26,9 @@ impl Plugin for WasiProbe {
         if !self.0.fires(message) {
             return InboundVerdict::Pass;
         }
+        println!("probe: hello from stdout");
+        eprintln!("probe: \x1b[31mred\x1b[0m on stderr");
+        println!("probe: {}", "x".repeat(5000));
         let report = probe();
         host::info("wasi probe ran", &[("report", &report)]);
         InboundVerdict::Replace(report.to_string())

@@ -3,7 +3,7 @@
 
 use hyper_tungstenite::tungstenite::Utf8Bytes;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
@@ -33,6 +33,9 @@ struct State {
     cap: usize,
     slow: AtomicBool,
     wake: Notify,
+    /// The fan-out's number of the last message queued here, so that a connection whose
+    /// subscriptions overlap (`news` and `n*`) gets each message once.
+    last_delivery: AtomicU64,
 }
 
 /// The sending side, cloned into every channel the client subscribes to.
@@ -60,6 +63,7 @@ pub fn outbox(cap: usize) -> (Outbox, Inbox) {
         cap,
         slow: AtomicBool::new(false),
         wake: Notify::new(),
+        last_delivery: AtomicU64::new(0),
     });
     (Outbox { state: state.clone() }, Inbox { batch: VecDeque::new(), state })
 }
@@ -128,6 +132,16 @@ impl Outbox {
             return false;
         }
         self.state.push(Outgoing::Text(frame))
+    }
+
+    /// Whether delivery `number` (never 0) reaches this queue for the first time; marks it.
+    pub fn first_delivery(&self, number: u64) -> bool {
+        self.state.last_delivery.swap(number, Ordering::Relaxed) != number
+    }
+
+    /// Bytes queued and not yet handed to the socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.state.queued.load(Ordering::Relaxed)
     }
 
     /// Queues a control instruction behind everything already queued.

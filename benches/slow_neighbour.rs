@@ -1,0 +1,173 @@
+//! Does a slow plugin slow other traffic? A `fast` channel carries 200 msg/s to 20
+//! subscribers, first alone, then while channels `slow-a` and `slow-b` carry 30 msg/s
+//! each through an outbound plugin that takes 15 ms per message (under its 50 ms
+//! deadline). Prints the fast channel's publish-to-delivery latency in both phases, for
+//! each `sluice` binary given, side by side.
+//!
+//! `cargo bench --bench slow_neighbour -- [BINARY …]` (default `target/release/sluice`;
+//! pass an older build too for a before/after table). Needs the plugins built
+//! (`scripts/setup`): it uses the `slow` fixture.
+
+use futures_util::{SinkExt, StreamExt};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+const FAST_RATE: u64 = 200;
+const FAST_SUBSCRIBERS: usize = 20;
+const SLOW_RATE: u64 = 30;
+const PHASE: Duration = Duration::from_secs(6);
+
+/// Starts `binary` on a free port with the slow plugin; returns it and its address.
+fn start(binary: &Path, config: &Path) -> (std::process::Child, String) {
+    let mut child = Command::new(binary)
+        .args(["--config", &config.display().to_string(), "--listen", "127.0.0.1:0"])
+        .env("SLUICE_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the gateway logs where it listens").unwrap();
+        if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("listening")) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn subscriber(url: &str, channel: &str) -> Socket {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connects");
+    let frame = format!(r#"{{"op":"subscribe","channel":"{channel}","id":1}}"#);
+    ws.send(Message::text(frame)).await.unwrap();
+    while let Some(Ok(message)) = ws.next().await {
+        if message.to_text().unwrap_or_default().contains("\"reply\"") {
+            break;
+        }
+    }
+    ws
+}
+
+/// Publishes to `channel` at `rate` a second until `until`; every message carries the
+/// microseconds since `base` at which it was sent.
+async fn publisher(url: String, channel: &'static str, rate: u64, base: Instant, until: Instant) {
+    let (ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connects");
+    let (mut sink, mut stream) = ws.split();
+    tokio::spawn(async move { while stream.next().await.is_some() {} });
+    let mut every = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    while Instant::now() < until {
+        every.tick().await;
+        let sent = base.elapsed().as_micros();
+        let frame = format!(r#"{{"op":"publish","channel":"{channel}","data":{{"t":{sent}}}}}"#);
+        if sink.send(Message::text(frame)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Latencies in µs of the fast channel while `slow` traffic runs or not.
+async fn phase(url: &str, slow: bool) -> Vec<u64> {
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let base = Instant::now();
+    let until = base + PHASE;
+    let mut readers = Vec::new();
+    for _ in 0..FAST_SUBSCRIBERS {
+        let mut ws = subscriber(url, "fast").await;
+        let latencies = latencies.clone();
+        readers.push(tokio::spawn(async move {
+            while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(2), ws.next()).await {
+                let Ok(value) = serde_json::from_str::<serde_json::Value>(message.to_text().unwrap_or("{}"))
+                else {
+                    continue;
+                };
+                if let Some(sent) = value["data"]["t"].as_u64() {
+                    let now = u64::try_from(base.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    latencies.lock().unwrap().push(now.saturating_sub(sent));
+                }
+            }
+        }));
+    }
+    let mut slow_subscribers = Vec::new();
+    let mut tasks = vec![tokio::spawn(publisher(url.to_owned(), "fast", FAST_RATE, base, until))];
+    if slow {
+        for channel in ["slow-a", "slow-b"] {
+            slow_subscribers.push(subscriber(url, channel).await);
+            tasks.push(tokio::spawn(publisher(url.to_owned(), channel, SLOW_RATE, base, until)));
+        }
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    for reader in readers {
+        let _ = reader.await;
+    }
+    drop(slow_subscribers);
+    let mut latencies = std::mem::take(&mut *latencies.lock().unwrap());
+    latencies.sort_unstable();
+    latencies
+}
+
+fn quantile(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut binaries: Vec<PathBuf> =
+        std::env::args().skip(1).filter(|a| !a.starts_with('-')).map(PathBuf::from).collect();
+    if binaries.is_empty() {
+        binaries.push(root.join("target/release/sluice"));
+    }
+    let wasm = root.join("plugins/target/wasm32-wasip2/release/slow.wasm");
+    assert!(wasm.exists(), "{} is missing: run scripts/setup first", wasm.display());
+    let dir = std::env::temp_dir().join(format!("sluice-slow-neighbour-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nmax_connections = 1000\n[plugins.slow]\npath = \"{}\"\ndeadline = \"50ms\"\n\
+             config = {{ trigger = \"never-in-data\", millis = 15, outbound_prefix = \"slow\" }}\n\
+             [[routes]]\npath = \"/ws\"\nplugins = [\"slow\"]\n",
+            wasm.display()
+        ),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    println!(
+        "fast channel: {FAST_RATE} msg/s to {FAST_SUBSCRIBERS} subscribers; slow neighbours: 2 channels × \
+         {SLOW_RATE} msg/s through a 15 ms outbound plugin; {} s per phase\n",
+        PHASE.as_secs()
+    );
+    println!("| binary | phase | deliveries | p50 ms | p99 ms | max ms |\n|---|---|---:|---:|---:|---:|");
+    for binary in &binaries {
+        let (mut child, addr) = start(binary, &config);
+        let url = format!("ws://{addr}/ws");
+        for slow in [false, true] {
+            let latencies = runtime.block_on(phase(&url, slow));
+            println!(
+                "| {} | {} | {} | {:.2} | {:.2} | {:.2} |",
+                binary.display(),
+                if slow { "with slow neighbours" } else { "alone" },
+                latencies.len(),
+                quantile(&latencies, 0.5),
+                quantile(&latencies, 0.99),
+                quantile(&latencies, 1.0)
+            );
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,189 @@
+//! The gateway: the state every connection and the HTTP API share (routes, the live plugin
+//! table and its reloads, the broker, the local fan-out, connection accounting, API keys)
+//! and the one way in for each operation: [`Gateway::publish`], [`Gateway::subscribe`],
+//! [`Gateway::unsubscribe`], used alike by WebSocket sessions and `POST /api/publish`.
+//! Refusals are typed ([`Refusal`]) and mapped to protocol codes here and to HTTP statuses
+//! in `api`, once each.
+
+mod fanout;
+mod outbox;
+mod publish;
+mod refusal;
+mod reload;
+mod subscribers;
+
+pub use outbox::{Inbox, Outbox, Outgoing, outbox};
+pub use refusal::Refusal;
+pub use reload::{ReloadError, ReloadReport};
+pub use subscribers::Subscriber;
+
+use crate::broker::{Broker, MemoryBroker};
+use crate::config::{Config, ServerConfig};
+use crate::plugin::{Chain, Live, LoadError, MetricsSnapshot, Table};
+use fanout::Fanout;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use tokio::sync::{Notify, watch};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// One or more plugins failed to load; each error names the plugin and file.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Plugins(Vec<LoadError>),
+}
+
+/// A WebSocket path and the plugins its connections pass through.
+pub struct Route {
+    /// Index in `[[routes]]`, used to share work between connections on one route.
+    pub id: usize,
+    /// The HTTP path.
+    pub path: String,
+    live: Arc<Live>,
+}
+
+impl Route {
+    /// Its plugins, in config order, as the latest reload left them: looked up per
+    /// message, so that a connection's next message runs through a reloaded chain.
+    pub fn chain(&self) -> Arc<Chain> {
+        self.live.chain(&self.path)
+    }
+
+    /// A route with no plugins, outside any gateway; for tests.
+    #[cfg(test)]
+    pub(crate) fn detached(id: usize, path: &str) -> Arc<Self> {
+        Arc::new(Self { id, path: path.into(), live: Arc::new(Live::new(Table::default())) })
+    }
+}
+
+/// The backend API's keys and the route whose inbound chain it runs.
+pub struct ApiAccess {
+    keys: Vec<String>,
+    /// The route backend messages pass through.
+    pub route: Arc<Route>,
+}
+
+impl ApiAccess {
+    /// Whether `header` is `Bearer KEY` with one of the keys. Every key is compared in
+    /// full, so that timing tells nothing about near misses.
+    pub fn authorized(&self, header: Option<&str>) -> bool {
+        let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        self.keys.iter().fold(false, |ok, key| ok | constant_time_eq(key.as_bytes(), given.as_bytes()))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// State shared by every connection and the HTTP API.
+pub struct Gateway {
+    /// `[server]` settings, as at start: a reload reports changes to them as needing a
+    /// restart.
+    pub server: ServerConfig,
+    /// Routes by path. Fixed at start; their chains follow reloads.
+    pub routes: HashMap<String, Arc<Route>>,
+    /// The backend API, when configured.
+    pub api: Option<ApiAccess>,
+    broker: Arc<dyn Broker>,
+    fanout: Arc<Fanout>,
+    live: Arc<Live>,
+    reloads: reload::Reloads,
+    connections: AtomicUsize,
+    drained: Notify,
+    next_id: AtomicU64,
+    backend_calls: AtomicU64,
+    stop: watch::Sender<bool>,
+}
+
+/// Holds one connection slot until dropped.
+pub struct ConnGuard(Arc<Gateway>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if self.0.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.drained.notify_waiters();
+        }
+    }
+}
+
+impl Gateway {
+    /// Loads every plugin (compiling off the async threads) and builds the routes, the
+    /// fan-out and the embedded broker.
+    pub async fn build(config: Config) -> Result<Arc<Self>, ServeError> {
+        let (table, _) = Table::load(&config, None).await.map_err(ServeError::Plugins)?;
+        let live = Arc::new(Live::new(table));
+        let routes: HashMap<String, Arc<Route>> = config
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(id, route)| {
+                (route.path.clone(), Arc::new(Route { id, path: route.path.clone(), live: live.clone() }))
+            })
+            .collect();
+        let api = config.api.as_ref().map(|api| {
+            let path = api.route.as_ref().unwrap_or(&config.routes[0].path);
+            ApiAccess { keys: api.keys.clone(), route: routes[path].clone() }
+        });
+        let fanout = Arc::new(Fanout::new(config.channels.clone()));
+        Ok(Arc::new(Self {
+            server: config.server.clone(),
+            broker: MemoryBroker::start(config.channels.clone(), fanout.clone()),
+            fanout,
+            routes,
+            api,
+            live,
+            reloads: reload::Reloads::new(config),
+            connections: AtomicUsize::new(0),
+            drained: Notify::new(),
+            next_id: AtomicU64::new(1),
+            backend_calls: AtomicU64::new(0),
+            stop: watch::channel(false).0,
+        }))
+    }
+
+    /// Every loaded plugin's counters, per hook, by plugin name.
+    pub fn plugin_metrics(&self) -> Vec<MetricsSnapshot> {
+        self.live.current().plugins().map(|p| p.metrics()).collect()
+    }
+
+    /// Resolves (to `true`) once shutdown has begun.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Begins shutdown: every session flushes and closes with 1001.
+    pub fn begin_shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Waits until every connection has ended, or `deadline`.
+    pub async fn drained(&self, deadline: tokio::time::Instant) {
+        loop {
+            let drained = self.drained.notified();
+            if self.connections() == 0 || tokio::time::timeout_at(deadline, drained).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Open WebSocket connections.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
+    }
+
+    /// A connection slot and a fresh connection id, or `None` at `max_connections`.
+    pub fn admit(self: &Arc<Self>) -> Option<(ConnGuard, u64)> {
+        let before = self.connections.fetch_add(1, Ordering::AcqRel);
+        let guard = ConnGuard(self.clone());
+        (before < self.server.max_connections).then(|| (guard, self.next_id.fetch_add(1, Ordering::Relaxed)))
+    }
+}
