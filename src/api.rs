@@ -84,7 +84,7 @@ pub async fn publish(req: Request<Incoming>, gateway: &Gateway) -> Response<Full
         return error(StatusCode::METHOD_NOT_ALLOWED, "method", "use POST");
     }
     let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if !api.authorized(auth) {
+    if !api.keys.authorized(auth) {
         return error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

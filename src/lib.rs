@@ -7,6 +7,7 @@
 //! - [`server`]: the listener, routing, the connect chain before the upgrade, shutdown.
 //! - [`session`]: one client after the upgrade: reads frames, writes its queue.
 //! - [`api`]: `POST /api/publish` for backends.
+//! - [`admin`]: the admin listener: `/metrics`, `/healthz`, `/readyz`, `/admin/`.
 //! - [`gateway`]: the shared state and the one publish and subscribe path, the local
 //!   fan-out (one outbound run and one frame per message), per-client queues, reload.
 //! - [`broker`]: the async broker interface and the embedded memory broker: channels,
@@ -17,6 +18,7 @@
 //! - [`shutdown`]: signals that start a graceful shutdown or a reload.
 //! - [`scaffold`]: `sluice plugin new`, plugin projects from templates.
 
+pub mod admin;
 pub mod api;
 pub mod broker;
 pub mod config;

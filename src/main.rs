@@ -15,8 +15,14 @@ struct Cli {
     #[arg(long, short, global = true, default_value = "gateway.toml")]
     config: PathBuf,
     /// Listen on this address instead of `server.listen` (`127.0.0.1:0` picks a port).
-    #[arg(long)]
+    #[arg(long, global = true)]
     listen: Option<String>,
+    /// Listen for the admin endpoints here instead of `admin.listen`.
+    #[arg(long, global = true)]
+    admin_listen: Option<String>,
+    /// Log lines as `text` or `json` (one object per line); default `server.log_format`.
+    #[arg(long, value_enum, global = true)]
+    log_format: Option<sluice::config::LogFormat>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -35,16 +41,13 @@ fn main() -> ExitCode {
     if let Some(Command::Plugin(command)) = &cli.command {
         return sluice::scaffold::run(command);
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let config = match sluice::config::load(&cli.config) {
         Ok(mut config) => {
             if let Some(listen) = cli.listen.clone() {
                 config.server.listen = listen;
+            }
+            if let (Some(admin), Some(listen)) = (&mut config.admin, cli.admin_listen.clone()) {
+                admin.listen = listen;
             }
             config
         }
@@ -54,6 +57,26 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format.unwrap_or(config.server.log_format) {
+        sluice::config::LogFormat::Json => logs.json().init(),
+        sluice::config::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+    match config.check_secrets() {
+        Ok(warnings) => {
+            for w in warnings {
+                tracing::warn!(line = w.line, key = w.key, "{}", w.message);
+            }
+        }
+        Err(errors) => {
+            let file = cli.config.display().to_string();
+            let errors = sluice::config::ConfigErrors { file, errors };
+            eprintln!("{errors}");
+            eprintln!("{} error(s) in {}", errors.errors.len(), cli.config.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     runtime.block_on(async move {
         match cli.command {
@@ -76,8 +99,25 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
+                let admin = match &config.admin {
+                    Some(admin) => match tokio::net::TcpListener::bind(&admin.listen).await {
+                        Ok(listener) => Some(listener),
+                        Err(e) => {
+                            eprintln!("cannot listen on {} (admin.listen): {e}", admin.listen);
+                            return ExitCode::FAILURE;
+                        }
+                    },
+                    None => None,
+                };
                 match sluice::Gateway::build(config).await {
                     Ok(gateway) => {
+                        gateway.set_source(cli.config.clone(), cli.listen.clone());
+                        if let Some(admin) = admin {
+                            // Serves until the process exits, through the shutdown drain.
+                            let serving =
+                                sluice::admin::serve_admin(admin, gateway.clone(), std::future::pending());
+                            tokio::spawn(serving);
+                        }
                         if let Some(every) = gateway.server.watch {
                             let (config, listen) = (cli.config.clone(), cli.listen.clone());
                             tokio::spawn(gateway.clone().watch_files(config, listen, every.0));

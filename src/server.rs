@@ -73,16 +73,47 @@ pub async fn serve_gateway(listener: TcpListener, gateway: Arc<Gateway>, shutdow
 
 async fn connection(gateway: Arc<Gateway>, tcp: tokio::net::TcpStream, remote: SocketAddr) {
     let timeout = gateway.server.handshake_timeout.0;
+    let Some(tls) = gateway.tls.current() else {
+        return http(gateway, tcp, remote, false).await;
+    };
+    // The TLS handshake counts against `handshake_timeout` too. A client speaking
+    // plaintext here fails the handshake and is dropped: it never sees an HTTP answer.
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => {
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            http(gateway, stream, remote, h2).await;
+        }
+        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "tls handshake failed"),
+        Err(_) => tracing::debug!(%remote, "tls handshake timed out"),
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades) or, when ALPN chose it, HTTP/2 (the publish API; a
+/// WebSocket route answers 426 there, RFC 8441 is not offered yet).
+async fn http<I>(gateway: Arc<Gateway>, io: I, remote: SocketAddr, h2: bool)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let timeout = gateway.server.handshake_timeout.0;
     let service = hyper::service::service_fn(move |req| {
         let gateway = gateway.clone();
         async move { Ok::<_, std::convert::Infallible>(handle(req, gateway, remote).await) }
     });
-    let served = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeout)
-        .serve_connection(TokioIo::new(tcp), service)
-        .with_upgrades();
-    if let Err(e) = served.await {
+    let served = if h2 {
+        hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(io), service)
+            .await
+    } else {
+        hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeout)
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades()
+            .await
+    };
+    if let Err(e) = served {
         tracing::debug!(%remote, error = %e, "http connection ended");
     }
 }
@@ -114,10 +145,16 @@ async fn handle(
         response.headers_mut().insert(header::UPGRADE, header::HeaderValue::from_static("websocket"));
         return response;
     }
+    let upgrades = &gateway.metrics.upgrades;
+    let rejected = |reason: &'static str| {
+        upgrades.get_or_create(&vec![("result", "rejected".to_owned()), ("reason", reason.to_owned())]).inc();
+    };
     if gateway.is_stopping() {
+        rejected("shutdown");
         return text(StatusCode::SERVICE_UNAVAILABLE, "gateway shutting down");
     }
     let Some((guard, id)) = gateway.admit() else {
+        rejected("limit");
         return text(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
     };
     let mut request = ConnectRequest {
@@ -134,10 +171,14 @@ async fn handle(
     if let Err((status, reason)) = route.chain().connect(&mut request).await {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
         tracing::debug!(%remote, %status, reason, "connection refused by a plugin");
+        rejected("plugin");
         return text(status, reason);
     }
     match hyper_tungstenite::upgrade(&mut req, Some(ws_config(&gateway.server))) {
         Ok((response, websocket)) => {
+            upgrades
+                .get_or_create(&vec![("result", "accepted".to_owned()), ("reason", "ok".to_owned())])
+                .inc();
             let connection = request.connection;
             tokio::spawn(async move {
                 match websocket.await {
@@ -149,6 +190,9 @@ async fn handle(
             });
             response
         }
-        Err(e) => text(StatusCode::BAD_REQUEST, format!("bad websocket upgrade: {e}")),
+        Err(e) => {
+            rejected("bad_request");
+            text(StatusCode::BAD_REQUEST, format!("bad websocket upgrade: {e}"))
+        }
     }
 }

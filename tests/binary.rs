@@ -56,3 +56,30 @@ async fn serves_the_repository_config_then_exits_0_on_sigterm() {
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn demo_secrets_are_refused_off_loopback_and_json_logs_are_json() {
+    plugins();
+    // The repository config on a public address: its demo fallbacks are refused, by line.
+    let out = sluice().args(["check", "--config", "gateway.toml", "--listen", "0.0.0.0:0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("api.keys") && stderr.contains("SLUICE_API_KEY"), "{stderr}");
+    assert!(stderr.contains("plugins.jwt-auth.config.secret"), "{stderr}");
+    // Set, they are fine anywhere; with `--log-format json` every log line is an object.
+    let out = sluice()
+        .args(["check", "--config", "gateway.toml", "--listen", "0.0.0.0:0", "--log-format", "json"])
+        .env("SLUICE_API_KEY", "a-real-key")
+        .env("SLUICE_JWT_SECRET", "a-real-secret")
+        .env("SLUICE_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let object: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(object["level"].is_string() && object["fields"].is_object(), "{line}");
+    }
+}

@@ -103,3 +103,14 @@ async fn table_and_instance_limits_apply_per_plugin() {
     let config = sluice::config::parse(&plugin("max_table_elements = 100000")).unwrap();
     assert!(sluice::Gateway::build(config).await.is_ok(), "generous limits load");
 }
+
+#[test]
+fn the_public_chat_example_refuses_its_placeholder_secrets() {
+    // examples/chat.toml listens on 0.0.0.0 with `${CHAT_API_KEY:-change-me}`: unless the
+    // variables are set, it must not start with the placeholders.
+    if std::env::var_os("CHAT_API_KEY").is_none() && std::env::var_os("CHAT_JWT_SECRET").is_none() {
+        let errors = load(&common::root().join("examples/chat.toml")).check_secrets().unwrap_err();
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["api.keys", "plugins.jwt-auth.config.secret"], "{errors:?}");
+    }
+}

@@ -147,24 +147,42 @@ async fn plugins_get_no_files_environment_or_sockets() {
     assert_eq!(report["clock"], "ok: 0 ms since the epoch", "WASI clocks are stopped: {report}");
 }
 
-// A current-thread runtime: every gateway task runs on this thread, under its subscriber.
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn what_plugins_print_goes_into_the_log_tagged_and_bounded() {
-    let (captured, _guard) = common::capture_logs(tracing::Level::INFO);
-    let gw = Gateway::start(HOSTILE).await;
-    let mut prober = connect(&gw.url("/ws"), None).await;
+    // The real binary, so that its log is exactly what an operator reads.
+    let dir = std::env::temp_dir().join(format!("sluice-print-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gateway.toml");
+    std::fs::write(&config, HOSTILE.replace("{wasm}", &plugins().display().to_string())).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command.args(["--config", &config.display().to_string(), "--listen", "127.0.0.1:0"]).env("NO_COLOR", "1");
+    let Spawned { mut child, addr, log } = spawn_listening(command);
+    let (lines, printed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in log.map_while(Result::ok) {
+            if line.contains("plugin printed") && lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut prober = connect(&format!("ws://{addr}/ws"), None).await;
     // Printing is not a failure: the message is published.
     assert_eq!(publish(&mut prober, "room", json!("probe")).await["op"], "reply");
-    let logs = captured.text();
-    let printed: Vec<&str> = logs.lines().filter(|l| l.contains("plugin printed")).collect();
-    assert_eq!(printed.len(), 3, "{logs}");
+    let printed: Vec<String> =
+        (0..3).map(|_| printed.recv_timeout(PATIENCE).expect("a printed line")).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
     for line in &printed {
         assert!(line.contains(r#"plugin="probe""#) && line.contains("hook=on-inbound"), "{line}");
     }
-    assert!(printed[0].contains("stream=\"stdout\"") && printed[0].contains("hello from stdout"), "{logs}");
+    assert!(
+        printed[0].contains("stream=\"stdout\"") && printed[0].contains("hello from stdout"),
+        "{printed:?}"
+    );
     // Control characters are escaped, so a plugin cannot write raw terminal codes.
-    assert!(printed[1].contains("stream=\"stderr\"") && printed[1].contains(r"\u{1b}[31mred"), "{logs}");
-    assert!(!logs.contains('\u{1b}'), "raw escape in the log: {logs}");
+    assert!(printed[1].contains("stream=\"stderr\"") && printed[1].contains(r"\u{1b}[31mred"), "{printed:?}");
+    assert!(!printed.iter().any(|l| l.contains('\u{1b}')), "raw escape in the log: {printed:?}");
     // The 5,000-byte line is cut at 1 KiB.
     assert!(printed[2].contains("cut=true") && printed[2].len() < 1400, "{}", printed[2]);
 }

@@ -2,7 +2,7 @@
 //! operation is done at once under a channel's lock, which it holds only to number,
 //! store and queue a message (never for a plugin call).
 
-use super::{BoxFuture, Broker, BrokerError, Deliver, Join, Message, Publication, Snapshot};
+use super::{BoxFuture, Broker, BrokerError, ChannelInfo, Deliver, Join, Message, Publication, Snapshot};
 use crate::config::ChannelConfig;
 use crate::protocol::{Position, matches};
 use std::collections::{HashMap, VecDeque};
@@ -79,15 +79,18 @@ pub struct MemoryBroker {
     channels: Mutex<HashMap<String, Arc<Mutex<Channel>>>>,
     deliver: Arc<dyn Deliver>,
     epochs: AtomicU64,
-    boot: u64,
+    boot: u128,
 }
 
 impl MemoryBroker {
     /// A broker applying the first matching `[[channels]]` rule to each channel and
     /// handing every message to `deliver`.
     pub fn new(rules: Vec<ChannelConfig>, deliver: Arc<dyn Deliver>) -> Self {
+        // Nanoseconds, not seconds: a gateway restarted within the same second must not
+        // hand out the epochs of the one before (recovery would then replay the wrong
+        // messages as if nothing had been lost).
         let boot =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         Self { rules, channels: Mutex::default(), deliver, epochs: AtomicU64::new(0), boot }
     }
 
@@ -243,5 +246,29 @@ impl Broker for MemoryBroker {
     fn unsubscribe<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, ()> {
         self.unsubscribe_now(pattern);
         Box::pin(std::future::ready(()))
+    }
+
+    fn channels(&self) -> BoxFuture<'_, Result<Vec<ChannelInfo>, BrokerError>> {
+        let channels: Vec<(String, Arc<Mutex<Channel>>)> =
+            lock(&self.channels).iter().map(|(name, c)| (name.clone(), c.clone())).collect();
+        let mut infos: Vec<ChannelInfo> = channels
+            .into_iter()
+            .map(|(name, channel)| {
+                let c = lock(&channel);
+                ChannelInfo {
+                    name,
+                    subscribers: c.subscribers,
+                    epoch: c.epoch.clone(),
+                    offset: c.last,
+                    history: c.history.len(),
+                }
+            })
+            .collect();
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        Box::pin(std::future::ready(Ok(infos)))
+    }
+
+    fn ready(&self) -> BoxFuture<'_, bool> {
+        Box::pin(std::future::ready(true))
     }
 }

@@ -64,6 +64,21 @@ pub trait Deliver: Send + Sync + 'static {
     fn deliver(&self, channel: &str, message: Message);
 }
 
+/// A channel as operators see it (`GET /admin/channels`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// Its name.
+    pub name: String,
+    /// Subscriptions to it on this node (patterns not counted).
+    pub subscribers: usize,
+    /// Its epoch.
+    pub epoch: String,
+    /// Its latest offset.
+    pub offset: u64,
+    /// Messages its history holds.
+    pub history: usize,
+}
+
 /// Why the broker refused an operation.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BrokerError {
@@ -95,4 +110,10 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Ends one subscription started by [`Broker::subscribe`].
     fn unsubscribe<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, ()>;
+
+    /// The channels it holds, in name order.
+    fn channels(&self) -> BoxFuture<'_, Result<Vec<ChannelInfo>, BrokerError>>;
+
+    /// Whether it can take publications now (for `/readyz`).
+    fn ready(&self) -> BoxFuture<'_, bool>;
 }

@@ -1,7 +1,9 @@
 //! Reads `gateway.toml`: syntax, then each section on its own, then cross-references,
 //! collecting every error with its line instead of stopping at the first.
 
-use super::model::{ApiConfig, ChannelConfig, Config, PluginConfig, RouteConfig, ServerConfig};
+use super::model::{
+    AdminConfig, ApiConfig, ChannelConfig, Config, Fallback, PluginConfig, RouteConfig, ServerConfig,
+};
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::ops::Range;
@@ -57,21 +59,31 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     if !config.server.plugin_cache.as_os_str().is_empty() {
         config.server.plugin_cache = base.join(&config.server.plugin_cache);
     }
+    if let Some(tls) = &mut config.server.tls {
+        tls.cert = base.join(&tls.cert);
+        tls.key = base.join(&tls.key);
+    }
     Ok(config)
 }
 
 struct Collector<'s> {
     text: &'s str,
     errors: Vec<ConfigError>,
+    fallbacks: Vec<Fallback>,
     /// Every dotted key in the file with the spans of its key and its value.
     keys: Vec<(String, Range<usize>, Range<usize>)>,
 }
 
 impl Collector<'_> {
+    /// The line of `key`, or of `span` for a key not written in the file.
+    fn line(&self, span: &Range<usize>, key: &str) -> usize {
+        let at = self.keys.iter().find(|(k, ..)| k == key).map_or(span.start, |(_, k, _)| k.start);
+        self.text[..at.min(self.text.len())].matches('\n').count() + 1
+    }
+
     /// Records an error; a key written in the file is reported at its own line.
     fn push(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
-        let at = self.keys.iter().find(|(k, ..)| k == key).map_or(span.start, |(_, k, _)| k.start);
-        let line = self.text[..at.min(self.text.len())].matches('\n').count() + 1;
+        let line = self.line(&span, key);
         self.errors.push(ConfigError { line, key: key.into(), message: message.into() });
     }
 
@@ -119,7 +131,7 @@ fn index(prefix: &str, table: &DeTable, out: &mut Vec<(String, Range<usize>, Ran
 
 /// Parses config text; on failure returns every error found, sorted by line.
 pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
-    let mut c = Collector { text, errors: Vec::new(), keys: Vec::new() };
+    let mut c = Collector { text, errors: Vec::new(), fallbacks: Vec::new(), keys: Vec::new() };
     let (doc, syntax) = DeTable::parse_recoverable(text);
     for e in syntax {
         c.push(e.span().unwrap_or(0..0), "", e.message().trim().replace('\n', " "));
@@ -143,6 +155,10 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
                 spans.api = value.span();
                 config.api = c.typed::<ApiConfig>("api", value);
             }
+            "admin" => {
+                spans.admin = value.span();
+                config.admin = c.typed::<AdminConfig>("admin", value);
+            }
             "plugins" => section_table(&mut c, value, |c, name, span, v| {
                 let plugin = c.typed::<PluginConfig>(&format!("plugins.{name}"), v)?;
                 spans.plugins.push((name.to_owned(), span));
@@ -159,11 +175,14 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
                 spans.channels.push(span);
                 Some(())
             }),
-            other => {
-                c.push(key_span, other, "unknown section (expected server, api, plugins, routes or channels)")
-            }
+            other => c.push(
+                key_span,
+                other,
+                "unknown section (expected server, api, admin, plugins, routes or channels)",
+            ),
         }
     }
+    config.fallbacks = std::mem::take(&mut c.fallbacks);
     super::validate::check(&config, &spans, &mut |span, key, message| c.push(span, key, message));
     if c.errors.is_empty() {
         Ok(config)
@@ -178,6 +197,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
 pub(super) struct Spans {
     pub server: Range<usize>,
     pub api: Range<usize>,
+    pub admin: Range<usize>,
     pub plugins: Vec<(String, Range<usize>)>,
     pub routes: Vec<Range<usize>>,
     pub channels: Vec<Range<usize>>,
@@ -223,7 +243,13 @@ fn substitute_env(c: &mut Collector, key: &str, value: &mut Spanned<DeValue>) {
     let span = value.span();
     match value.get_mut() {
         DeValue::String(s) if s.contains("${") => match expand(s) {
-            Ok(expanded) => *s = expanded.into(),
+            Ok((expanded, defaulted)) => {
+                *s = expanded.into();
+                for variable in defaulted {
+                    let line = c.line(&span, key);
+                    c.fallbacks.push(Fallback { key: key.to_owned(), line, variable });
+                }
+            }
             Err(name) => c.push(span, key, format!("environment variable `{name}` is not set")),
         },
         DeValue::Array(items) => items.iter_mut().for_each(|v| substitute_env(c, key, v)),
@@ -236,8 +262,11 @@ fn substitute_env(c: &mut Collector, key: &str, value: &mut Spanned<DeValue>) {
     }
 }
 
-fn expand(text: &str) -> Result<String, String> {
+/// The expanded text and the variables whose defaults were used, or the variable that is
+/// unset and has no default.
+fn expand(text: &str) -> Result<(String, Vec<String>), String> {
     let mut out = String::with_capacity(text.len());
+    let mut defaulted = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         let Some(len) = rest[start..].find('}') else {
@@ -251,11 +280,14 @@ fn expand(text: &str) -> Result<String, String> {
         out.push_str(&rest[..start]);
         match (std::env::var(name), default) {
             (Ok(value), _) if !value.is_empty() => out.push_str(&value),
-            (_, Some(default)) => out.push_str(default),
+            (_, Some(default)) => {
+                out.push_str(default);
+                defaulted.push(name.to_owned());
+            }
             _ => return Err(name.to_owned()),
         }
         rest = &rest[start + len + 1..];
     }
     out.push_str(rest);
-    Ok(out)
+    Ok((out, defaulted))
 }

@@ -7,5 +7,10 @@ mod units;
 mod validate;
 
 pub use load::{ConfigError, ConfigErrors, load, parse};
-pub use model::{ApiConfig, ChannelConfig, Config, FailurePolicy, PluginConfig, RouteConfig, ServerConfig};
+pub use model::{
+    AdminConfig, ApiConfig, ChannelConfig, Config, FailurePolicy, Fallback, LogFormat, PluginConfig,
+    RouteConfig, ServerConfig, TlsConfig,
+};
+
+mod secrets;
 pub use units::{ByteSize, Duration};

@@ -18,6 +18,22 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// `[[channels]]`: per-pattern channel options; the first matching entry wins.
     pub channels: Vec<ChannelConfig>,
+    /// `[admin]`: the admin listener (metrics, health, admin API); absent means none.
+    pub admin: Option<AdminConfig>,
+    /// Every `${NAME:-default}` whose default was used, as key, line and variable: a secret
+    /// that falls back to a demo value is refused off loopback ([`Config::check_secrets`]).
+    pub fallbacks: Vec<Fallback>,
+}
+
+/// One `${NAME:-default}` in the file whose `NAME` was unset or empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    /// The dotted key holding it, for example `api.keys`.
+    pub key: String,
+    /// Its 1-based line.
+    pub line: usize,
+    /// The environment variable that was missing.
+    pub variable: String,
 }
 
 /// `[server]`
@@ -51,6 +67,46 @@ pub struct ServerConfig {
     /// `watch = "2s"`: look at `gateway.toml` and the plugin files this often and reload
     /// when one changed (by size or modification time). Default: off; send SIGHUP instead.
     pub watch: Option<Duration>,
+    /// `log_format = "text"`: `"json"` writes one JSON object per log line (`--log-format`
+    /// overrides it).
+    pub log_format: LogFormat,
+    /// `[server.tls]`: serve `wss://` and `https://` on `listen`; default plaintext.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `log_format`: how log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// `[server.tls]`: the certificate chain and key, PEM files relative to the config file.
+/// Both are read again on every reload (SIGHUP, `watch`, `POST /admin/reload`); a pair that
+/// does not load is refused and the previous one keeps serving.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// `cert = "cert.pem"`: the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// `key = "key.pem"`: its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// `[admin]`: a separate listener for operators.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `listen = "127.0.0.1:9090"`: where `/metrics`, `/healthz`, `/readyz` and `/admin/`
+    /// are served (plain HTTP: keep it on a private network). Required.
+    pub listen: String,
+    /// `keys = ["${SLUICE_ADMIN_KEY}"]`: `Authorization: Bearer` keys for `/admin/`; required,
+    /// none empty. `/metrics` and the health endpoints need no key.
+    pub keys: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +123,8 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::secs(10),
             plugin_cache: PathBuf::from(".sluice-cache"),
             watch: None,
+            log_format: LogFormat::Text,
+            tls: None,
         }
     }
 }

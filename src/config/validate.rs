@@ -111,6 +111,19 @@ pub(super) fn check(config: &Config, spans: &Spans, report: &mut dyn FnMut(Range
         }
     }
 
+    if let Some(admin) = &config.admin {
+        if admin.listen.parse::<std::net::SocketAddr>().is_err() {
+            report(
+                spans.admin.clone(),
+                "admin.listen",
+                format!("`{}` is not an address such as \"127.0.0.1:9090\"", admin.listen),
+            );
+        }
+        if admin.keys.is_empty() || admin.keys.iter().any(String::is_empty) {
+            report(spans.admin.clone(), "admin.keys", "needs at least one key, none of them empty".into());
+        }
+    }
+
     for (i, (channel, span)) in config.channels.iter().zip(&spans.channels).enumerate() {
         if let Err(why) = crate::protocol::check_channel(&channel.pattern) {
             report(span.clone(), &format!("channels[{i}].pattern"), why);

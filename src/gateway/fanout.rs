@@ -14,7 +14,9 @@ use crate::plugin::Outbound;
 use crate::plugin::bindings::{Audience, OutboundMessage};
 use crate::protocol;
 use hyper_tungstenite::tungstenite::Utf8Bytes;
+use prometheus_client::metrics::counter::Counter;
 use serde_json::value::RawValue;
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -26,6 +28,8 @@ pub struct Fanout {
 }
 
 struct Inner {
+    /// `sluice_deliveries_total`.
+    delivered: Counter,
     lanes: Mutex<HashMap<String, Arc<Lane>>>,
     patterns: RwLock<Patterns>,
     rules: Vec<ChannelConfig>,
@@ -69,9 +73,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Fanout {
-    /// A fan-out applying `[[channels]]`' `exclude_publisher` to each channel.
-    pub fn new(rules: Vec<ChannelConfig>) -> Self {
+    /// A fan-out applying `[[channels]]`' `exclude_publisher` to each channel and counting
+    /// every frame it queues into `delivered`.
+    pub fn new(rules: Vec<ChannelConfig>, delivered: Counter) -> Self {
         let inner = Inner {
+            delivered,
             lanes: Mutex::default(),
             patterns: RwLock::default(),
             rules,
@@ -200,6 +206,7 @@ impl Inner {
         }
         let number = self.deliveries.fetch_add(1, Ordering::Relaxed) + 1;
         let excluded = if lane.exclude_publisher { message.publication.publisher_conn } else { None };
+        let queued = Cell::new(0u64);
         let push = |subscriber: &Subscriber| {
             if excluded == Some(subscriber.conn) {
                 return;
@@ -213,6 +220,7 @@ impl Inner {
                 && (lists < 2 || subscriber.outbox.first_delivery(number))
             {
                 subscriber.outbox.push_text(frame.clone());
+                queued.set(queued.get() + 1);
             }
         };
         if direct {
@@ -222,6 +230,7 @@ impl Inner {
             let patterns = self.patterns.read().unwrap_or_else(|e| e.into_inner());
             patterns.matching(channel).flat_map(|list| list.list.iter()).for_each(push);
         }
+        self.delivered.inc_by(queued.get());
     }
 
     async fn joined(&self, lane: &Lane, joining: Joining) {
@@ -238,6 +247,7 @@ impl Inner {
                     && admits(&audience, subscriber.subject.as_deref())
                 {
                     subscriber.outbox.push_text(frame);
+                    self.delivered.inc();
                 }
             }
         }

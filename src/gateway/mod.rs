@@ -6,24 +6,30 @@
 //! in `api`, once each.
 
 mod fanout;
+pub mod metrics;
 mod outbox;
 mod publish;
 mod refusal;
 mod reload;
+mod sessions;
 mod subscribers;
+pub mod tls;
 
 pub use outbox::{Inbox, Outbox, Outgoing, outbox};
 pub use refusal::Refusal;
 pub use reload::{ReloadError, ReloadReport};
+pub use sessions::{SessionInfo, Sessions, Target};
 pub use subscribers::Subscriber;
 
-use crate::broker::{Broker, MemoryBroker};
+use crate::broker::{Broker, ChannelInfo, MemoryBroker};
 use crate::config::{Config, ServerConfig};
 use crate::plugin::{Chain, Live, LoadError, MetricsSnapshot, Table};
 use fanout::Fanout;
+use metrics::{Gauges, Metrics};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 
 /// Why the gateway could not start.
@@ -32,6 +38,33 @@ pub enum ServeError {
     /// One or more plugins failed to load; each error names the plugin and file.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Plugins(Vec<LoadError>),
+    /// The TLS certificate or key does not load.
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+}
+
+/// Bearer keys compared in constant time; swapped by reloads.
+#[derive(Default)]
+pub struct Keys(RwLock<Vec<String>>);
+
+impl Keys {
+    fn new(keys: Vec<String>) -> Self {
+        Self(RwLock::new(keys))
+    }
+
+    /// Whether `header` is `Bearer KEY` with one of the keys. Every key is compared in
+    /// full, so that timing tells nothing about near misses.
+    pub fn authorized(&self, header: Option<&str>) -> bool {
+        let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        let keys = self.0.read().unwrap_or_else(|e| e.into_inner());
+        keys.iter().fold(false, |ok, key| ok | constant_time_eq(key.as_bytes(), given.as_bytes()))
+    }
+
+    fn set(&self, keys: Vec<String>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = keys;
+    }
 }
 
 /// A WebSocket path and the plugins its connections pass through.
@@ -59,20 +92,10 @@ impl Route {
 
 /// The backend API's keys and the route whose inbound chain it runs.
 pub struct ApiAccess {
-    keys: Vec<String>,
+    /// `api.keys`, as the latest reload left them.
+    pub keys: Keys,
     /// The route backend messages pass through.
     pub route: Arc<Route>,
-}
-
-impl ApiAccess {
-    /// Whether `header` is `Bearer KEY` with one of the keys. Every key is compared in
-    /// full, so that timing tells nothing about near misses.
-    pub fn authorized(&self, header: Option<&str>) -> bool {
-        let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
-            return false;
-        };
-        self.keys.iter().fold(false, |ok, key| ok | constant_time_eq(key.as_bytes(), given.as_bytes()))
-    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -88,6 +111,16 @@ pub struct Gateway {
     pub routes: HashMap<String, Arc<Route>>,
     /// The backend API, when configured.
     pub api: Option<ApiAccess>,
+    /// `admin.keys`, as the latest reload left them.
+    pub admin_keys: Keys,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Open connections, for the admin API.
+    pub sessions: Sessions,
+    /// The TLS configuration for new connections, when `[server.tls]` is set.
+    pub tls: tls::Tls,
+    /// The config file and `--listen` override that `POST /admin/reload` reads.
+    source: Mutex<Option<(PathBuf, Option<String>)>>,
     broker: Arc<dyn Broker>,
     fanout: Arc<Fanout>,
     live: Arc<Live>,
@@ -126,11 +159,21 @@ impl Gateway {
             .collect();
         let api = config.api.as_ref().map(|api| {
             let path = api.route.as_ref().unwrap_or(&config.routes[0].path);
-            ApiAccess { keys: api.keys.clone(), route: routes[path].clone() }
+            ApiAccess { keys: Keys::new(api.keys.clone()), route: routes[path].clone() }
         });
-        let fanout = Arc::new(Fanout::new(config.channels.clone()));
+        let tls = tls::Tls::default();
+        if let Some(files) = &config.server.tls {
+            tls.set(Some(tls::load(files)?));
+        }
+        let metrics = Arc::new(Metrics::default());
+        let fanout = Arc::new(Fanout::new(config.channels.clone(), metrics.deliveries.clone()));
         Ok(Arc::new(Self {
             server: config.server.clone(),
+            admin_keys: Keys::new(config.admin.as_ref().map(|a| a.keys.clone()).unwrap_or_default()),
+            metrics,
+            sessions: Sessions::default(),
+            tls,
+            source: Mutex::new(None),
             broker: MemoryBroker::start(config.channels.clone(), fanout.clone()),
             fanout,
             routes,
@@ -178,6 +221,44 @@ impl Gateway {
     /// Open WebSocket connections.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Acquire)
+    }
+
+    /// Remembers the config file (and `--listen` override) that `POST /admin/reload`
+    /// reads, as SIGHUP does.
+    pub fn set_source(&self, config: PathBuf, listen: Option<String>) {
+        *self.source.lock().unwrap_or_else(|e| e.into_inner()) = Some((config, listen));
+    }
+
+    /// The config file and `--listen` override set by [`Gateway::set_source`].
+    pub fn source(&self) -> Option<(PathBuf, Option<String>)> {
+        self.source.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The channels the broker holds.
+    pub async fn channels(&self) -> Result<Vec<ChannelInfo>, Refusal> {
+        self.broker.channels().await.map_err(|e| Refusal::Unavailable(e.to_string()))
+    }
+
+    /// Whether the gateway takes new connections and its broker is reachable.
+    pub async fn ready(&self) -> bool {
+        !self.is_stopping() && self.broker.ready().await
+    }
+
+    /// The Prometheus exposition, OpenMetrics text.
+    pub async fn exposition(&self) -> String {
+        let channels = self.broker.channels().await.map_or(0, |c| c.len());
+        let gauges = Gauges {
+            connections: i64::try_from(self.connections()).unwrap_or(i64::MAX),
+            queued_bytes: i64::try_from(self.sessions.queued_bytes()).unwrap_or(i64::MAX),
+            channels: i64::try_from(channels).unwrap_or(i64::MAX),
+            plugins: self.plugin_metrics(),
+        };
+        self.metrics.encode(gauges)
+    }
+
+    /// Every loaded plugin, for `GET /admin/plugins`.
+    pub fn plugins(&self) -> Vec<Arc<crate::plugin::Sandbox>> {
+        self.live.current().plugins().cloned().collect()
     }
 
     /// A connection slot and a fresh connection id, or `None` at `max_connections`.

@@ -2,6 +2,7 @@
 //! channel rules, the route's plugin chain, then the broker.
 
 use super::fanout::Joining;
+use super::metrics::Metrics;
 use super::{Gateway, Refusal, Route, Subscriber};
 use crate::broker::{Publication, Snapshot};
 use crate::plugin::Inbound;
@@ -53,7 +54,17 @@ impl Gateway {
             publisher: connection.and_then(|c| c.identity.clone()),
             publisher_conn: connection.map(|c| c.id),
         };
-        self.broker.publish(channel, publication).await.map_err(|e| Refusal::Unavailable(e.to_string()))
+        self.metrics.broker_ops[0].inc();
+        match self.broker.publish(channel, publication).await {
+            Ok(offset) => {
+                self.metrics.published[usize::from(connection.is_none())].inc();
+                Ok(offset)
+            }
+            Err(e) => {
+                Metrics::count(&self.metrics.broker_errors, "op", "publish");
+                Err(Refusal::Unavailable(e.to_string()))
+            }
+        }
     }
 
     /// Subscribes `subscriber` to a channel or pattern after `route`'s subscribe chain
@@ -97,6 +108,7 @@ impl Gateway {
     /// Ends connection `conn`'s subscription to a channel or pattern.
     pub async fn unsubscribe(&self, channel: &str, conn: u64) {
         self.fanout.leave(channel, conn);
+        self.metrics.broker_ops[2].inc();
         self.broker.unsubscribe(channel).await;
     }
 }

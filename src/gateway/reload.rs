@@ -3,6 +3,7 @@
 //! one, and settings that cannot change live are reported as needing a restart.
 
 use super::Gateway;
+use super::metrics::Metrics;
 use crate::config::{Config, ConfigErrors, ServerConfig};
 use crate::plugin::{LoadError, PluginChanges, Table};
 use std::path::{Path, PathBuf};
@@ -46,6 +47,12 @@ pub enum ReloadError {
     /// A new or changed plugin failed to load or to `init`.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Plugins(Vec<LoadError>),
+    /// The new TLS certificate or key does not load; the old pair keeps serving.
+    #[error("{0}")]
+    Tls(#[from] super::tls::TlsError),
+    /// A secret falls back to its demo value while a listener is off loopback.
+    #[error("{}", .0.iter().map(|e| format!("line {}: {}: {}", e.line, e.key, e.message)).collect::<Vec<_>>().join("\n"))]
+    Secrets(Vec<crate::config::ConfigError>),
 }
 
 impl Gateway {
@@ -57,6 +64,19 @@ impl Gateway {
         let _one = self.reloads.one_at_a_time.lock().await;
         let started = &self.reloads.started;
         let needs_restart = needs_restart(started, &config);
+        if let Err(errors) = config.check_secrets() {
+            return Err(self.rejected(ReloadError::Secrets(errors)));
+        }
+        // Certificates reload live; turning TLS on or off needs a restart.
+        let tls = match (&started.server.tls, &config.server.tls) {
+            (Some(_), Some(files)) => match super::tls::load(files) {
+                Ok(tls) => Some(tls),
+                Err(e) => return Err(self.rejected(e.into())),
+            },
+            _ => None,
+        };
+        let api_keys = config.api.as_ref().map(|a| a.keys.clone());
+        let admin_keys = config.admin.as_ref().map(|a| a.keys.clone());
         // Settings from `[server]` stay as they started, for new plugins too.
         let mut effective = config;
         effective.server = started.server.clone();
@@ -65,7 +85,17 @@ impl Gateway {
         match loaded {
             Ok((table, plugins)) => {
                 self.live.swap(table);
+                if let Some(tls) = tls {
+                    self.tls.set(Some(tls));
+                }
+                if let (Some(api), Some(keys)) = (&self.api, api_keys) {
+                    api.keys.set(keys);
+                }
+                if let Some(keys) = admin_keys {
+                    self.admin_keys.set(keys);
+                }
                 self.reloads.outcomes.send_modify(|(applied, _)| *applied += 1);
+                Metrics::count(&self.metrics.reloads, "outcome", "applied");
                 let report = ReloadReport { plugins, needs_restart };
                 tracing::info!(
                     loaded = ?report.plugins.loaded,
@@ -129,18 +159,22 @@ impl Gateway {
         }
     }
 
-    /// Size and modification time of the config file and the running plugins' files.
+    /// Size and modification time of the config file, the running plugins' files and the
+    /// TLS certificate and key.
     fn file_stamps(&self, config: &Path) -> Vec<Option<(u64, SystemTime)>> {
         let table = self.live.current();
         let plugins = table.plugins().map(|p| p.config.path.as_path());
+        let tls = self.reloads.started.server.tls.iter().flat_map(|t| [t.cert.as_path(), t.key.as_path()]);
         std::iter::once(config)
             .chain(plugins)
+            .chain(tls)
             .map(|file| std::fs::metadata(file).ok().map(|m| (m.len(), m.modified().unwrap_or(UNIX_EPOCH))))
             .collect()
     }
 
     fn rejected(&self, error: ReloadError) -> ReloadError {
         self.reloads.outcomes.send_modify(|(_, rejected)| *rejected += 1);
+        Metrics::count(&self.metrics.reloads, "outcome", "rejected");
         tracing::error!(error = %error, "reload rejected; the previous config keeps serving");
         error
     }
@@ -164,6 +198,8 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
         shutdown_grace,
         plugin_cache,
         watch,
+        log_format,
+        tls,
     } = &old.server;
     macro_rules! server_keys {
         ($($field:ident),*) => {
@@ -183,10 +219,21 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
         max_channels_per_connection,
         shutdown_grace,
         plugin_cache,
-        watch
+        watch,
+        log_format
     );
-    if old.api != new.api {
+    // The certificate files reload live; turning TLS on or off does not.
+    if tls.is_some() != b.tls.is_some() {
+        keys.push("server.tls".into());
+    }
+    // API and admin keys reload live; the rest of those sections does not.
+    if old.api.is_some() != new.api.is_some()
+        || old.api.as_ref().map(|a| &a.route) != new.api.as_ref().map(|a| &a.route)
+    {
         keys.push("api".into());
+    }
+    if old.admin.as_ref().map(|a| &a.listen) != new.admin.as_ref().map(|a| &a.listen) {
+        keys.push("admin.listen".into());
     }
     if old.channels != new.channels {
         keys.push("channels".into());

@@ -9,7 +9,8 @@ mod writer;
 
 pub use writer::{GOING_AWAY, SLOW_CONSUMER};
 
-use crate::gateway::{ConnGuard, Gateway, Outbox, Outgoing, Refusal, Route, Subscriber, outbox};
+use crate::gateway::metrics::Metrics;
+use crate::gateway::{ConnGuard, Gateway, Outbox, Outgoing, Refusal, Route, SessionInfo, Subscriber, outbox};
 use crate::plugin::bindings::{Connection, DisconnectReason};
 use crate::protocol::{self, ErrorCode, Position, Request};
 use futures_util::{Sink, Stream, StreamExt};
@@ -33,6 +34,25 @@ struct Session {
     subject: Option<Arc<str>>,
     outbox: Outbox,
     channels: HashSet<String>,
+    /// What the admin API shows of this connection.
+    info: Arc<SessionInfo>,
+}
+
+fn now_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The `reason` label and log field of a disconnect.
+fn reason_name(reason: DisconnectReason) -> &'static str {
+    match reason {
+        DisconnectReason::ClientClosed => "client_closed",
+        DisconnectReason::Timeout => "timeout",
+        DisconnectReason::SlowConsumer => "slow_consumer",
+        DisconnectReason::Kicked => "kicked",
+        DisconnectReason::Shutdown => "shutdown",
+        DisconnectReason::Error => "error",
+    }
 }
 
 /// Serves one upgraded connection until it ends; returns why it ended.
@@ -51,22 +71,49 @@ where
     let (outbox, inbox) = outbox(server.send_queue.bytes());
     let mut writer = tokio::spawn(writer::run(sink, inbox, server.heartbeat_interval.0, gateway.stopping()));
     let subject = connection.identity.as_ref().map(|i| Arc::from(i.subject.as_str()));
-    let mut session =
-        Session { gateway: gateway.clone(), route, connection, subject, outbox, channels: HashSet::new() };
+    let started = std::time::Instant::now();
+    let info = Arc::new(SessionInfo {
+        id: connection.id,
+        subject: subject.as_deref().map(str::to_owned),
+        remote: connection.remote_addr.clone(),
+        route: route.path.clone(),
+        connected_at: now_ms(),
+        channels: Default::default(),
+        outbox: outbox.clone(),
+    });
+    gateway.sessions.insert(info.clone());
+    let mut session = Session {
+        gateway: gateway.clone(),
+        route,
+        connection,
+        subject,
+        outbox,
+        channels: HashSet::new(),
+        info,
+    };
+    let (mut frames_in, mut bytes_in) = (0u64, 0u64);
     let timeout = server.client_timeout.0;
     let mut stopping = gateway.stopping();
     let slow = session.outbox.slow();
     tokio::pin!(slow);
     tracing::debug!(conn = session.connection.id, "connected");
 
+    let (mut written, mut writer_done) = (None, false);
     let reason = loop {
         tokio::select! {
-            ended = &mut writer => break match ended.unwrap_or(Ended::Failed) {
-                Ended::SlowConsumer => DisconnectReason::SlowConsumer,
-                Ended::Shutdown => DisconnectReason::Shutdown,
-                Ended::Closed => DisconnectReason::Kicked,
-                Ended::Stopped | Ended::Failed => DisconnectReason::Error,
-            },
+            ended = &mut writer => {
+                writer_done = true;
+                let ended = ended.map_or(Ended::Failed, |(ended, w)| {
+                    written = Some(w);
+                    ended
+                });
+                break match ended {
+                    Ended::SlowConsumer => DisconnectReason::SlowConsumer,
+                    Ended::Shutdown => DisconnectReason::Shutdown,
+                    Ended::Closed => DisconnectReason::Kicked,
+                    Ended::Stopped | Ended::Failed => DisconnectReason::Error,
+                };
+            }
             () = &mut slow => {
                 // The writer sends 4008 once it gets through to the socket; until then a
                 // client that writes but does not read must not be served.
@@ -86,13 +133,15 @@ where
                     break DisconnectReason::ClientClosed;
                 }
                 Ok(Some(Ok(Message::Text(text)))) => {
+                    frames_in += 1;
+                    bytes_in += text.len() as u64;
                     if let Some(reason) = session.handle(&text).await {
                         break reason;
                     }
                 }
                 Ok(Some(Ok(Message::Binary(_)))) => {
                     let why = "binary frames are not supported; send JSON text";
-                    session.send(protocol::error(None, ErrorCode::BadRequest, why));
+                    session.error(None, ErrorCode::BadRequest, why);
                 }
                 Ok(Some(Ok(_))) => {}
                 Ok(Some(Err(Error::Capacity(CapacityError::MessageTooLong { size, max_size })))) => {
@@ -113,11 +162,14 @@ where
         gateway.unsubscribe(&channel, session.connection.id).await;
     }
     drop(session.outbox);
-    if !writer.is_finished() {
+    if !writer_done {
         // Bounded: the writer is flushing what was queued before its final frame.
-        let _ = tokio::time::timeout(gateway.server.shutdown_grace.0, &mut writer).await;
+        if let Ok(Ok((_, w))) = tokio::time::timeout(gateway.server.shutdown_grace.0, &mut writer).await {
+            written = Some(w);
+        }
         writer.abort();
     }
+    let written = written.unwrap_or_default();
     if reason != DisconnectReason::ClientClosed {
         // We sent the close frame: wait briefly for the client's, as RFC 6455 asks.
         // Dropping the socket first can reset it and destroy our close frame unread.
@@ -129,7 +181,29 @@ where
         let _ = tokio::time::timeout(LINGER.min(gateway.server.shutdown_grace.0), linger).await;
     }
     session.route.chain().disconnect(&session.connection, reason).await;
-    tracing::debug!(conn = session.connection.id, ?reason, "disconnected");
+    gateway.sessions.remove(session.connection.id);
+    let metrics = &gateway.metrics;
+    Metrics::count(&metrics.disconnects, "reason", reason_name(reason));
+    if let Some(code) = written.close {
+        Metrics::count(&metrics.closes, "code", code.to_string());
+        if code == SLOW_CONSUMER {
+            metrics.slow_consumer_closes.inc();
+        }
+    }
+    tracing::info!(
+        conn = session.connection.id,
+        remote = %session.connection.remote_addr,
+        route = %session.route.path,
+        subject = session.subject.as_deref(),
+        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        frames_in,
+        bytes_in,
+        frames_out = written.frames,
+        bytes_out = written.bytes,
+        close_code = written.close,
+        reason = reason_name(reason),
+        "connection closed"
+    );
     drop(guard);
     reason
 }
@@ -139,8 +213,14 @@ impl Session {
         self.outbox.push_text(frame.into());
     }
 
+    /// Sends an `error` reply and counts it.
+    fn error(&self, id: Option<&RawValue>, code: ErrorCode, message: &str) {
+        Metrics::count(&self.gateway.metrics.refusals, "code", code.as_str());
+        self.send(protocol::error(id, code, message));
+    }
+
     fn refuse(&self, id: Option<&RawValue>, refusal: &Refusal) {
-        self.send(protocol::error(id, refusal.code(), &refusal.to_string()));
+        self.error(id, refusal.code(), &refusal.to_string());
     }
 
     /// Handles one text frame; returns a reason when the connection must end.
@@ -148,7 +228,7 @@ impl Session {
         let request = match protocol::decode(text) {
             Ok(request) => request,
             Err(e) => {
-                self.send(protocol::error(e.id, e.code, &e.message));
+                self.error(e.id, e.code, &e.message);
                 return None;
             }
         };
@@ -188,6 +268,7 @@ impl Session {
             outbox: self.outbox.clone(),
         };
         self.gateway.subscribe(&self.connection, subscriber, &channel, id, recover.as_ref()).await?;
+        self.info.channels.lock().unwrap_or_else(|e| e.into_inner()).insert(channel.clone());
         self.channels.insert(channel);
         Ok(())
     }
@@ -196,6 +277,7 @@ impl Session {
         if !self.channels.remove(&channel) {
             return Err(Refusal::NotSubscribed(channel));
         }
+        self.info.channels.lock().unwrap_or_else(|e| e.into_inner()).remove(&channel);
         self.gateway.unsubscribe(&channel, self.connection.id).await;
         self.send(protocol::reply(id, "{}"));
         Ok(())

@@ -30,7 +30,19 @@ pub enum Ended {
     Failed,
 }
 
-fn close(code: u16, reason: &str) -> Message {
+/// What the writer sent, for the connection's closing log line and the metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Written {
+    /// Text frames handed to the socket.
+    pub frames: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// The close code the gateway sent, if it sent one.
+    pub close: Option<u16>,
+}
+
+fn close(written: &mut Written, code: u16, reason: &str) -> Message {
+    written.close = Some(code);
     Message::Close(Some(CloseFrame { code: code.into(), reason: reason.into() }))
 }
 
@@ -40,36 +52,38 @@ pub async fn run<S>(
     mut inbox: Inbox,
     heartbeat: Duration,
     mut shutdown: watch::Receiver<bool>,
-) -> Ended
+) -> (Ended, Written)
 where
     S: Sink<Message, Error = Error> + Unpin,
 {
+    let mut written = Written::default();
+    let w = &mut written;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     let result: Result<Ended, Error> = async {
         loop {
             tokio::select! {
                 biased;
                 () = inbox.slow() => {
-                    sink.send(close(SLOW_CONSUMER, "slow consumer: too far behind")).await?;
+                    sink.send(close(w, SLOW_CONSUMER, "slow consumer: too far behind")).await?;
                     return Ok(Ended::SlowConsumer);
                 }
                 _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
                     while let Some(next) = inbox.try_recv() {
-                        if let Some(end) = feed(&mut sink, &inbox, next).await? {
+                        if let Some(end) = feed(&mut sink, &inbox, w, next).await? {
                             return Ok(end);
                         }
                     }
-                    sink.send(close(GOING_AWAY, "gateway shutting down")).await?;
+                    sink.send(close(w, GOING_AWAY, "gateway shutting down")).await?;
                     return Ok(Ended::Shutdown);
                 }
                 next = inbox.recv() => {
                     let Some(next) = next else { return Ok(Ended::Stopped) };
-                    if let Some(end) = feed(&mut sink, &inbox, next).await? {
+                    if let Some(end) = feed(&mut sink, &inbox, w, next).await? {
                         return Ok(end);
                     }
                     for _ in 1..BATCH {
                         let Some(next) = inbox.try_recv() else { break };
-                        if let Some(end) = feed(&mut sink, &inbox, next).await? {
+                        if let Some(end) = feed(&mut sink, &inbox, w, next).await? {
                             return Ok(end);
                         }
                     }
@@ -80,14 +94,20 @@ where
         }
     }
     .await;
-    result.unwrap_or_else(|e| {
+    let ended = result.unwrap_or_else(|e| {
         tracing::debug!(error = %e, "write failed");
         Ended::Failed
-    })
+    });
+    (ended, written)
 }
 
 /// Feeds one instruction; returns how the writer ends if it should.
-async fn feed<S>(sink: &mut S, inbox: &Inbox, next: Outgoing) -> Result<Option<Ended>, Error>
+async fn feed<S>(
+    sink: &mut S,
+    inbox: &Inbox,
+    written: &mut Written,
+    next: Outgoing,
+) -> Result<Option<Ended>, Error>
 where
     S: Sink<Message, Error = Error> + Unpin,
 {
@@ -96,10 +116,12 @@ where
             let len = text.len();
             let fed = sink.feed(Message::Text(text)).await;
             inbox.sent(len);
+            written.frames += 1;
+            written.bytes += len as u64;
             fed.map(|()| None)
         }
         Outgoing::Close(code, reason) => {
-            sink.send(close(code, &reason)).await?;
+            sink.send(close(written, code, &reason)).await?;
             Ok(Some(Ended::Closed))
         }
         Outgoing::Stop => {

@@ -109,6 +109,21 @@ impl Gateway {
         Self { addr, state, stop: Some(stop), task }
     }
 
+    /// Serves the admin endpoints of this gateway on a free port; their address.
+    pub async fn start_admin(&self) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(sluice::admin::serve_admin(listener, self.state.clone(), std::future::pending()));
+        addr
+    }
+
+    /// Begins a graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// `ws://addr{path}`
     pub fn url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.addr)
@@ -116,7 +131,7 @@ impl Gateway {
 
     /// Begins a graceful shutdown and waits for `serve` to return.
     pub async fn shutdown(mut self) -> Result<(), sluice::ServeError> {
-        let _ = self.stop.take().unwrap().send(());
+        self.begin_shutdown();
         tokio::time::timeout(PATIENCE, &mut self.task).await.expect("serve returns").unwrap();
         Ok(())
     }
@@ -272,5 +287,57 @@ pub fn capture_logs(level: tracing::Level) -> (Captured, tracing::subscriber::De
         .with_ansi(false)
         .with_max_level(level)
         .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Other test threads may have cached "nobody listens" for a callsite: ask again.
+    tracing::callsite::rebuild_interest_cache();
+    (captured, guard)
+}
+
+/// One HTTP/1.1 request over a fresh connection: `(status, body)`. `bearer` goes in
+/// `Authorization`.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let auth = bearer.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(PATIENCE, tcp.read_to_end(&mut response))
+        .await
+        .expect("a response in time")
+        .unwrap();
+    parse_response(&response)
+}
+
+/// `(status, body)` of a raw HTTP/1.1 response (bodies sent whole or chunked).
+pub fn parse_response(raw: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    let body = if chunked {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+            if n == 0 || tail.len() < n {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = tail[n..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        body.to_owned()
+    };
+    (status, body)
 }
