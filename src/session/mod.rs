@@ -135,7 +135,9 @@ where
                 Ok(Some(Ok(Message::Text(text)))) => {
                     frames_in += 1;
                     bytes_in += text.len() as u64;
-                    if let Some(reason) = session.handle(&text).await {
+                    // Boxed: plugin calls are deep futures, and inlined they would make
+                    // every idle connection's task several KiB larger (BENCHMARKS.md).
+                    if let Some(reason) = Box::pin(session.handle(&text)).await {
                         break reason;
                     }
                 }
@@ -159,7 +161,7 @@ where
     };
 
     for channel in std::mem::take(&mut session.channels) {
-        gateway.unsubscribe(&channel, session.connection.id).await;
+        Box::pin(gateway.unsubscribe(&channel, session.connection.id)).await;
     }
     drop(session.outbox);
     if !writer_done {
@@ -180,7 +182,7 @@ where
         };
         let _ = tokio::time::timeout(LINGER.min(gateway.server.shutdown_grace.0), linger).await;
     }
-    session.route.chain().disconnect(&session.connection, reason).await;
+    Box::pin(session.route.chain().disconnect(&session.connection, reason)).await;
     gateway.sessions.remove(session.connection.id);
     let metrics = &gateway.metrics;
     Metrics::count(&metrics.disconnects, "reason", reason_name(reason));
