@@ -7,43 +7,17 @@
 //! `(ulimit -n 20000; cargo bench --bench pattern_index -- [BINARY …])` (default
 //! `target/release/sluice`; pass an older build too for a before/after table).
 
+mod support;
+
 use futures_util::{SinkExt, StreamExt};
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 const CONNECTIONS: usize = 10_000;
 const PATTERNS: usize = 10;
 const PUBLISHES: u32 = 2_000;
-
-fn start(binary: &Path, config: &Path) -> (std::process::Child, String) {
-    let mut child = Command::new(binary)
-        .args(["--config", &config.display().to_string(), "--listen", "127.0.0.1:0"])
-        .env("SLUICE_LOG", "warn,sluice::server=info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the gateway logs where it listens").unwrap();
-        if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("listening")) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
-}
-
-/// utime + stime of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
-    ticks as f64 / 100.0
-}
 
 /// One `POST /api/publish` over a kept-alive connection; the response's length.
 fn post(stream: &mut std::net::TcpStream, addr: &str, n: u32) -> usize {
@@ -115,7 +89,7 @@ fn main() {
     );
     println!("| binary | server CPU per publish | round trip per publish |\n|---|---:|---:|");
     for binary in &binaries {
-        let (mut child, addr) = start(binary, &config);
+        let (mut child, addr) = support::start(binary, &config);
         let url = format!("ws://{addr}/ws");
         let held = runtime.block_on(hold_patterns(&url));
         let (mut listener, _) = runtime.block_on(tokio_tungstenite::connect_async(&url)).unwrap();
@@ -128,12 +102,12 @@ fn main() {
             post(&mut http, &addr, n);
         }
         std::thread::sleep(Duration::from_millis(500));
-        let (cpu, started) = (cpu_seconds(child.id()), Instant::now());
+        let (cpu, started) = (support::cpu_seconds(child.id()), Instant::now());
         for n in 0..PUBLISHES {
             post(&mut http, &addr, n);
         }
         let elapsed = started.elapsed();
-        let cpu = cpu_seconds(child.id()) - cpu;
+        let cpu = support::cpu_seconds(child.id()) - cpu;
         println!(
             "| {} | {:.1} µs | {:.1} µs |",
             binary.display(),

@@ -8,10 +8,10 @@
 //! pass an older build too for a before/after table). Needs the plugins built
 //! (`scripts/setup`): it uses the `slow` fixture.
 
+mod support;
+
 use futures_util::{SinkExt, StreamExt};
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -20,26 +20,6 @@ const FAST_RATE: u64 = 200;
 const FAST_SUBSCRIBERS: usize = 20;
 const SLOW_RATE: u64 = 30;
 const PHASE: Duration = Duration::from_secs(6);
-
-/// Starts `binary` on a free port with the slow plugin; returns it and its address.
-fn start(binary: &Path, config: &Path) -> (std::process::Child, String) {
-    let mut child = Command::new(binary)
-        .args(["--config", &config.display().to_string(), "--listen", "127.0.0.1:0"])
-        .env("SLUICE_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the gateway logs where it listens").unwrap();
-        if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("listening")) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
-}
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -152,7 +132,7 @@ fn main() {
     );
     println!("| binary | phase | deliveries | p50 ms | p99 ms | max ms |\n|---|---|---:|---:|---:|---:|");
     for binary in &binaries {
-        let (mut child, addr) = start(binary, &config);
+        let (mut child, addr) = support::start(binary, &config);
         let url = format!("ws://{addr}/ws");
         for slow in [false, true] {
             let latencies = runtime.block_on(phase(&url, slow));

@@ -5,10 +5,10 @@
 //!
 //! `cargo bench --bench tls_fanout -- [BINARY]` (default `target/release/sluice`).
 
+mod support;
+
 use futures_util::StreamExt;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,32 +17,6 @@ use tokio_rustls::rustls;
 const SUBSCRIBERS: usize = 500;
 const RATE: u64 = 400;
 const WINDOW: Duration = Duration::from_secs(6);
-
-fn start(binary: &Path, config: &Path) -> (std::process::Child, String) {
-    let mut child = Command::new(binary)
-        .args(["--config", &config.display().to_string(), "--listen", "127.0.0.1:0"])
-        .env("SLUICE_LOG", "warn,sluice::server=info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the gateway logs where it listens").unwrap();
-        if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("listening")) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
-    ticks as f64 / 100.0
-}
 
 fn connector(ca: &str) -> tokio_rustls::TlsConnector {
     use rustls_pki_types::pem::PemObject;
@@ -149,18 +123,18 @@ fn main() {
     );
     println!("| listener | deliveries/s | server CPU µs per delivery |\n|---|---:|---:|");
     for (name, file, tls) in [("plaintext", "plain.toml", None), ("TLS 1.3", "tls.toml", Some(cert.pem()))] {
-        let (mut child, addr) = start(&binary, &dir.join(file));
+        let (mut child, addr) = support::start(&binary, &dir.join(file));
         let received = Arc::new(AtomicU64::new(0));
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         runtime.block_on(subscribers(&addr, tls.as_deref().map(connector), received.clone()));
         std::thread::sleep(Duration::from_millis(300));
         let (cpu, before, started) =
-            (cpu_seconds(child.id()), received.load(Ordering::Relaxed), Instant::now());
+            (support::cpu_seconds(child.id()), received.load(Ordering::Relaxed), Instant::now());
         publish(&addr, tls.as_deref());
         let seconds = started.elapsed().as_secs_f64();
         let delivered = received.load(Ordering::Relaxed) - before;
-        let cpu = cpu_seconds(child.id()) - cpu;
+        let cpu = support::cpu_seconds(child.id()) - cpu;
         println!(
             "| {name} | {:.0} | {:.2} |",
             delivered as f64 / seconds,

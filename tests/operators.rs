@@ -106,7 +106,9 @@ async fn metrics_count_a_known_workload_and_carry_no_channel_or_user() {
         .samples
         .iter()
         .find(|s| {
-            s.metric == "sluice_plugin_call_duration_seconds" && s.labels.get("hook") == Some("on-outbound")
+            s.metric == "sluice_plugin_call_duration_seconds"
+                && s.labels.get("plugin") == Some("enrich")
+                && s.labels.get("hook") == Some("on-outbound")
         })
         .expect("the duration histogram");
     let prometheus_parse::Value::Histogram(buckets) = &histogram.value else { panic!("{histogram:?}") };

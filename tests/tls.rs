@@ -127,16 +127,7 @@ async fn websocket_and_api_over_tls_and_plaintext_gets_no_answer() {
     assert_eq!(next_json(&mut ws).await["op"], "reply");
 
     // The publish API on the same TLS port.
-    let mut stream = tls(gw.addr, &first.ca).await.unwrap();
-    let body = r#"{"channel":"news","data":"over tls"}"#;
-    let request = format!(
-        "POST /api/publish HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer k\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response).await;
-    assert_eq!(parse_response(&response).0, 200, "{}", String::from_utf8_lossy(&response));
+    assert_eq!(http_publish_tls(gw.addr, &first.ca, r#"{"channel":"news","data":"over tls"}"#).await, 200);
     assert_eq!(next_json(&mut ws).await["data"], "over tls");
 
     // Plaintext HTTP to the TLS port: no HTTP response, just a closed connection.
