@@ -25,7 +25,8 @@ pub const PAGE: usize = 100;
 /// Serves the admin endpoints until `shutdown` resolves.
 pub async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future<Output = ()>) {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "admin listening");
+        // `admin=`, not `addr=`: tools that read the gateway's address from its log look for that.
+        tracing::info!(admin = %addr, "admin listening");
     }
     tokio::pin!(shutdown);
     loop {

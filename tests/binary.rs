@@ -9,7 +9,11 @@ use std::process::Command;
 
 fn sluice() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    command.current_dir(root()).env_remove("SLUICE_JWT_SECRET").env_remove("SLUICE_API_KEY");
+    command
+        .current_dir(root())
+        .env_remove("SLUICE_JWT_SECRET")
+        .env_remove("SLUICE_API_KEY")
+        .env_remove("SLUICE_ADMIN_KEY");
     command
 }
 
@@ -36,7 +40,7 @@ fn bad_config_exits_64_listing_every_error() {
 async fn serves_the_repository_config_then_exits_0_on_sigterm() {
     plugins();
     let mut command = sluice();
-    command.args(["--config", "gateway.toml", "--listen", "127.0.0.1:0"]);
+    command.args(["--config", "gateway.toml", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
     let Spawned { mut child, addr, log: lines } = spawn_listening(command);
     // Keep draining the log so the gateway never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
@@ -65,12 +69,13 @@ fn demo_secrets_are_refused_off_loopback_and_json_logs_are_json() {
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("api.keys") && stderr.contains("SLUICE_API_KEY"), "{stderr}");
-    assert!(stderr.contains("plugins.jwt-auth.config.secret"), "{stderr}");
+    assert!(stderr.contains("plugins.jwt-auth.config.secret") && stderr.contains("admin.keys"), "{stderr}");
     // Set, they are fine anywhere; with `--log-format json` every log line is an object.
     let out = sluice()
         .args(["check", "--config", "gateway.toml", "--listen", "0.0.0.0:0", "--log-format", "json"])
         .env("SLUICE_API_KEY", "a-real-key")
         .env("SLUICE_JWT_SECRET", "a-real-secret")
+        .env("SLUICE_ADMIN_KEY", "a-real-admin-key")
         .env("SLUICE_LOG", "info")
         .output()
         .unwrap();

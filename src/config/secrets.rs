@@ -22,7 +22,8 @@ impl Config {
     /// (after `--listen`): an error for each when a listener is off loopback, otherwise a
     /// warning for each (to be logged).
     pub fn check_secrets(&self) -> Result<Vec<ConfigError>, Vec<ConfigError>> {
-        let demo: Vec<&Fallback> = self.fallbacks.iter().filter(|f| is_secret(&f.key)).collect();
+        let mut demo: Vec<&Fallback> = self.fallbacks.iter().filter(|f| is_secret(&f.key)).collect();
+        demo.sort_by_key(|f| f.line);
         let public =
             !loopback(&self.server.listen) || self.admin.as_ref().is_some_and(|a| !loopback(&a.listen));
         let found: Vec<ConfigError> = demo
