@@ -235,9 +235,7 @@ impl Inner {
 
     async fn joined(&self, lane: &Lane, joining: Joining) {
         let Joining { subscriber, id, snapshot, done } = joining;
-        let recovery = snapshot.recovery.as_ref().map(|r| r.as_ref().map(drop).map_err(String::as_str));
-        let result = protocol::subscribed(&lane.channel, &snapshot.epoch, snapshot.offset, recovery);
-        subscriber.outbox.push_text(protocol::reply(id.as_deref(), &result).into());
+        reply_subscribed(&subscriber.outbox, &lane.channel, id.as_deref(), &snapshot);
         if let Some(Ok(missed)) = &snapshot.recovery {
             for message in missed {
                 if lane.exclude_publisher && message.publication.publisher_conn == Some(subscriber.conn) {
@@ -291,9 +289,9 @@ fn admits(audience: &Audience, subject: Option<&str>) -> bool {
     }
 }
 
-impl Outbox {
-    /// Queues the reply to a subscribe; for pattern subscriptions, which need no lane.
-    pub(super) fn reply(&self, id: Option<&RawValue>, result: &str) {
-        self.push_text(protocol::reply(id, result).into());
-    }
+/// Queues the reply to a subscribe of `channel` as `snapshot` found it, into `outbox`.
+pub(super) fn reply_subscribed(outbox: &Outbox, channel: &str, id: Option<&RawValue>, snapshot: &Snapshot) {
+    let recovery = snapshot.recovery.as_ref().map(|r| r.as_ref().map(drop).map_err(String::as_str));
+    let result = protocol::subscribed(channel, &snapshot.epoch, snapshot.offset, recovery);
+    outbox.push_text(protocol::reply(id, &result).into());
 }

@@ -1,7 +1,7 @@
 //! The one publish path, for WebSocket clients and backends alike, and subscriptions:
 //! channel rules, the route's plugin chain, then the broker.
 
-use super::fanout::Joining;
+use super::fanout::{Joining, reply_subscribed};
 use super::metrics::Metrics;
 use super::{Gateway, Refusal, Route, Subscriber};
 use crate::broker::{Publication, Snapshot};
@@ -86,10 +86,7 @@ impl Gateway {
         let pattern = channel.to_owned();
         let join = Box::new(move |snapshot: Snapshot| {
             if pattern.ends_with('*') {
-                let recovery =
-                    snapshot.recovery.as_ref().map(|r| r.as_ref().map(drop).map_err(String::as_str));
-                let result = protocol::subscribed(&pattern, &snapshot.epoch, snapshot.offset, recovery);
-                subscriber.outbox.reply(id.as_deref(), &result);
+                reply_subscribed(&subscriber.outbox, &pattern, id.as_deref(), &snapshot);
                 fanout.join_pattern(&pattern, subscriber);
                 let _ = done.send(());
             } else {

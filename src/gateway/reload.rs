@@ -184,31 +184,19 @@ impl Gateway {
 fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     let mut keys = Vec::new();
     let b = &new.server;
-    // Destructured without `..`: a new `[server]` key does not compile until it is
-    // classified here (every `[server]` key needs a restart today).
-    let ServerConfig {
-        listen,
-        max_connections,
-        max_message_size,
-        send_queue,
-        handshake_timeout,
-        heartbeat_interval,
-        client_timeout,
-        max_channels_per_connection,
-        shutdown_grace,
-        plugin_cache,
-        watch,
-        log_format,
-        tls,
-    } = &old.server;
-    macro_rules! server_keys {
-        ($($field:ident),*) => {
+    // Every `[server]` key but `tls` needs a restart. The list is written once and the
+    // struct destructured from it without `..`: a new `[server]` key does not compile
+    // until it is added here (or handled live, as `tls` is below).
+    macro_rules! restart_only {
+        (live: $live:ident; $($field:ident),*) => {
+            let ServerConfig { $($field,)* $live } = &old.server;
             $(if *$field != b.$field {
                 keys.push(concat!("server.", stringify!($field)).to_owned());
             })*
         };
     }
-    server_keys!(
+    restart_only!(
+        live: tls;
         listen,
         max_connections,
         max_message_size,

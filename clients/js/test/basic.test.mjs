@@ -2,21 +2,14 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { SluiceClient, SluiceError } from "../src/index.js";
-import { Gateway, collector, nextState, sleep, waitFor, within } from "../testing/helpers.mjs";
+import { SluiceError } from "../src/index.js";
+import { ClientPool, Gateway, collector, nextState, sleep, waitFor, within } from "../testing/helpers.mjs";
 
 let gateway;
-const clients = [];
+const clients = new ClientPool();
 
 function newClient(options = {}, url = gateway.wsUrl) {
-  const client = new SluiceClient(url, {
-    minReconnectDelay: 20,
-    maxReconnectDelay: 200,
-    requestTimeout: 3000,
-    ...options,
-  });
-  clients.push(client);
-  return client;
+  return clients.make(url, options);
 }
 
 before(async () => {
@@ -25,7 +18,7 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(clients.map((client) => client.close()));
+  await clients.closeAll();
   await gateway?.dispose();
 });
 

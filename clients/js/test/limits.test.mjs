@@ -3,21 +3,13 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { SluiceClient } from "../src/index.js";
-import { Gateway, collector, nextState, sleep } from "../testing/helpers.mjs";
+import { ClientPool, Gateway, collector, nextState, sleep } from "../testing/helpers.mjs";
 
 let gateway;
-const clients = [];
+const clients = new ClientPool();
 
 function newClient(options = {}) {
-  const client = new SluiceClient(gateway.wsUrl, {
-    minReconnectDelay: 20,
-    maxReconnectDelay: 200,
-    requestTimeout: 3000,
-    ...options,
-  });
-  clients.push(client);
-  return client;
+  return clients.make(gateway.wsUrl, options);
 }
 
 before(async () => {
@@ -37,7 +29,7 @@ exclude_publisher = false`,
 });
 
 after(async () => {
-  await Promise.all(clients.map((client) => client.close()));
+  await clients.closeAll();
   await gateway?.dispose();
 });
 

@@ -5,21 +5,18 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { SluiceClient } from "../src/index.js";
-import { Gateway, Proxy, collector, nextState, sleep, waitFor, within } from "../testing/helpers.mjs";
+import { ClientPool, collector, proxiedGateway, nextState, sleep, waitFor, within } from "../testing/helpers.mjs";
 
 let gateway;
 let proxy;
-const clients = [];
+const clients = new ClientPool();
 
 before(async () => {
-  gateway = new Gateway();
-  await gateway.start();
-  proxy = new Proxy(gateway.addr);
-  await proxy.listen();
+  ({ gateway, proxy } = await proxiedGateway());
 });
 
 after(async () => {
-  await Promise.all(clients.map((client) => client.close()));
+  await clients.closeAll();
   await proxy?.close();
   await gateway?.dispose();
 });
@@ -32,7 +29,7 @@ test("after a dropped connection, missed messages arrive in order exactly once; 
     maxReconnectDelay: 100,
     requestTimeout: 3000,
   });
-  clients.push(client);
+  clients.track(client);
   const states = [];
   client.on("state", (event) => states.push(event));
   await client.connect();
@@ -115,7 +112,7 @@ test("the back-off grows with full jitter and is capped", { timeout: 10000 }, as
     maxReconnectDelay: 60,
     random: () => 0.999,
   });
-  clients.push(client);
+  clients.track(client);
   proxy.refuse(true);
   const delays = [];
   client.on("state", (event) => event.state === "disconnected" && delays.push(event.delay));

@@ -4,21 +4,18 @@
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { SluiceClient } from "../src/index.js";
-import { Gateway, collector, nextState, sleep, waitFor, within } from "../testing/helpers.mjs";
+import { ClientPool, Gateway, collector, nextState, sleep, waitFor, within } from "../testing/helpers.mjs";
 
 const gateways = [];
-const clients = [];
+const clients = new ClientPool();
 
 after(async () => {
-  await Promise.all(clients.map((client) => client.close()));
+  await clients.closeAll();
   await Promise.all(gateways.map((gateway) => gateway.dispose()));
 });
 
 function newClient(url) {
-  const client = new SluiceClient(url, { minReconnectDelay: 20, maxReconnectDelay: 200, requestTimeout: 3000 });
-  clients.push(client);
-  return client;
+  return clients.make(url);
 }
 
 /** Publishes `sN` messages over HTTP every few ms, recording each acknowledged offset. */

@@ -3,35 +3,25 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { SluiceClient, SluiceError } from "../src/index.js";
-import { Gateway, Proxy, collector, nextState, within } from "../testing/helpers.mjs";
+import { SluiceError } from "../src/index.js";
+import { ClientPool, collector, proxiedGateway, nextState, within } from "../testing/helpers.mjs";
 
 let gateway;
 let proxy;
-const clients = [];
+const clients = new ClientPool();
 
 before(async () => {
-  gateway = new Gateway();
-  await gateway.start();
-  proxy = new Proxy(gateway.addr);
-  await proxy.listen();
+  ({ gateway, proxy } = await proxiedGateway());
 });
 
 after(async () => {
-  await Promise.all(clients.map((client) => client.close()));
+  await clients.closeAll();
   await proxy?.close();
   await gateway?.dispose();
 });
 
 function newClient(options = {}) {
-  const client = new SluiceClient(proxy.wsUrl, {
-    minReconnectDelay: 20,
-    maxReconnectDelay: 100,
-    requestTimeout: 300,
-    ...options,
-  });
-  clients.push(client);
-  return client;
+  return clients.make(proxy.wsUrl, { maxReconnectDelay: 100, requestTimeout: 300, ...options });
 }
 
 test("a publish without an answer rejects with timeout; the connection stays", { timeout: 10000 }, async () => {

@@ -7,6 +7,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { SluiceClient } from "../src/index.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(here, "../../..");
@@ -320,4 +321,37 @@ export function collector() {
     until: (count, timeout = 5000) =>
       waitFor(() => messages.length >= count, { timeout, what: `${count} messages (have ${messages.length})` }),
   };
+}
+
+/** Clients with the tests' usual reconnect settings (override per pool or per client), all
+ * closed by `closeAll()`. */
+export class ClientPool {
+  constructor(defaults = {}) {
+    this.defaults = { minReconnectDelay: 20, maxReconnectDelay: 200, requestTimeout: 3000, ...defaults };
+    this.clients = [];
+  }
+
+  /** A new client for `url`. */
+  make(url, options = {}) {
+    return this.track(new SluiceClient(url, { ...this.defaults, ...options }));
+  }
+
+  /** Closes `client` with the others at the end. */
+  track(client) {
+    this.clients.push(client);
+    return client;
+  }
+
+  async closeAll() {
+    await Promise.all(this.clients.map((client) => client.close()));
+  }
+}
+
+/** A started gateway with a started `Proxy` in front of it. */
+export async function proxiedGateway(options) {
+  const gateway = new Gateway(options);
+  await gateway.start();
+  const proxy = new Proxy(gateway.addr);
+  await proxy.listen();
+  return { gateway, proxy };
 }
