@@ -1,5 +1,5 @@
-//! Channels: the async interface every broker implements, and the embedded in-memory
-//! broker.
+//! Channels: the async interface every broker implements, the embedded in-memory
+//! broker, and NATS JetStream for several nodes.
 //!
 //! A broker orders each channel's messages, numbers them (offsets), keeps their history
 //! and hands every message this node should see to a [`Deliver`] sink, in offset order
@@ -8,8 +8,10 @@
 //! all subscribers live in this process, and nothing here calls a plugin.
 
 mod memory;
+mod nats;
 
 pub use memory::MemoryBroker;
+pub use nats::NatsBroker;
 
 use crate::plugin::bindings::Identity;
 use crate::protocol::Position;

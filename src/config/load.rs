@@ -1,6 +1,7 @@
 //! Reads `gateway.toml`: syntax, then each section on its own, then cross-references,
 //! collecting every error with its line instead of stopping at the first.
 
+use super::broker::{BrokerConfig, BrokerKind};
 use super::model::{
     AdminConfig, ApiConfig, ChannelConfig, Config, Fallback, PluginConfig, RouteConfig, ServerConfig,
 };
@@ -62,6 +63,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     if let Some(tls) = &mut config.server.tls {
         tls.cert = base.join(&tls.cert);
         tls.key = base.join(&tls.key);
+    }
+    let broker = &mut config.broker;
+    for path in [&mut broker.credentials, &mut broker.tls_ca, &mut broker.tls_cert, &mut broker.tls_key]
+        .into_iter()
+        .flatten()
+    {
+        *path = base.join(&*path);
     }
     Ok(config)
 }
@@ -159,6 +167,24 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
                 spans.admin = value.span();
                 config.admin = c.typed::<AdminConfig>("admin", value);
             }
+            "broker" => {
+                spans.broker = value.span();
+                let given: Vec<(String, Range<usize>)> = match value.get_ref() {
+                    DeValue::Table(t) => t.iter().map(|(k, _)| (k.get_ref().to_string(), k.span())).collect(),
+                    _ => Vec::new(),
+                };
+                config.broker = c.typed::<BrokerConfig>("broker", value).unwrap_or_default();
+                // NATS settings under the memory broker are a typo or a forgotten `kind`.
+                if config.broker.kind == BrokerKind::Memory {
+                    for (key, span) in given.into_iter().filter(|(k, _)| k != "kind") {
+                        c.push(
+                            span,
+                            &format!("broker.{key}"),
+                            "is for kind = \"nats\" only; the broker is \"memory\"",
+                        );
+                    }
+                }
+            }
             "plugins" => section_table(&mut c, value, |c, name, span, v| {
                 let plugin = c.typed::<PluginConfig>(&format!("plugins.{name}"), v)?;
                 spans.plugins.push((name.to_owned(), span));
@@ -178,7 +204,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
             other => c.push(
                 key_span,
                 other,
-                "unknown section (expected server, api, admin, plugins, routes or channels)",
+                "unknown section (expected server, api, admin, broker, plugins, routes or channels)",
             ),
         }
     }
@@ -198,6 +224,7 @@ pub(super) struct Spans {
     pub server: Range<usize>,
     pub api: Range<usize>,
     pub admin: Range<usize>,
+    pub broker: Range<usize>,
     pub plugins: Vec<(String, Range<usize>)>,
     pub routes: Vec<Range<usize>>,
     pub channels: Vec<Range<usize>>,

@@ -1,5 +1,6 @@
 //! The typed shape of `gateway.toml`. Every field documents its TOML line and default.
 
+use super::broker::BrokerConfig;
 use super::units::{ByteSize, Duration};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -20,6 +21,8 @@ pub struct Config {
     pub channels: Vec<ChannelConfig>,
     /// `[admin]`: the admin listener (metrics, health, admin API); absent means none.
     pub admin: Option<AdminConfig>,
+    /// `[broker]`: where channels live; the embedded memory broker by default.
+    pub broker: BrokerConfig,
     /// Every `${NAME:-default}` whose default was used, as key, line and variable: a secret
     /// that falls back to a demo value is refused off loopback ([`Config::check_secrets`]).
     pub fallbacks: Vec<Fallback>,

@@ -10,6 +10,7 @@ use super::model::{Config, Fallback};
 fn is_secret(key: &str) -> bool {
     key == "api.keys"
         || key == "admin.keys"
+        || key == "broker.token"
         || key.strip_prefix("plugins.").is_some_and(|rest| rest.split('.').nth(1) == Some("config"))
 }
 

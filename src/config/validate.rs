@@ -124,6 +124,8 @@ pub(super) fn check(config: &Config, spans: &Spans, report: &mut dyn FnMut(Range
         }
     }
 
+    config.broker.check(&spans.broker, report);
+
     for (i, (channel, span)) in config.channels.iter().zip(&spans.channels).enumerate() {
         if let Err(why) = crate::protocol::check_channel(&channel.pattern) {
             report(span.clone(), &format!("channels[{i}].pattern"), why);

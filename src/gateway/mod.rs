@@ -21,8 +21,8 @@ pub use reload::{ReloadError, ReloadReport};
 pub use sessions::{SessionInfo, Sessions, Target};
 pub use subscribers::Subscriber;
 
-use crate::broker::{Broker, ChannelInfo, MemoryBroker};
-use crate::config::{Config, ServerConfig};
+use crate::broker::{Broker, BrokerError, ChannelInfo, MemoryBroker, NatsBroker};
+use crate::config::{BrokerKind, Config, ServerConfig};
 use crate::plugin::{Chain, Live, LoadError, MetricsSnapshot, Table};
 use fanout::Fanout;
 use metrics::{Gauges, Metrics};
@@ -41,6 +41,9 @@ pub enum ServeError {
     /// The TLS certificate or key does not load.
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
+    /// The broker cannot be reached at start.
+    #[error("{0}")]
+    Broker(BrokerError),
 }
 
 /// Bearer keys compared in constant time; swapped by reloads.
@@ -167,6 +170,12 @@ impl Gateway {
         }
         let metrics = Arc::new(Metrics::default());
         let fanout = Arc::new(Fanout::new(config.channels.clone(), metrics.deliveries.clone()));
+        let broker: Arc<dyn Broker> = match config.broker.kind {
+            BrokerKind::Memory => MemoryBroker::start(config.channels.clone(), fanout.clone()),
+            BrokerKind::Nats => NatsBroker::start(&config.broker, config.channels.clone(), fanout.clone())
+                .await
+                .map_err(ServeError::Broker)?,
+        };
         Ok(Arc::new(Self {
             server: config.server.clone(),
             admin_keys: Keys::new(config.admin.as_ref().map(|a| a.keys.clone()).unwrap_or_default()),
@@ -174,7 +183,7 @@ impl Gateway {
             sessions: Sessions::default(),
             tls,
             source: Mutex::new(None),
-            broker: MemoryBroker::start(config.channels.clone(), fanout.clone()),
+            broker,
             fanout,
             routes,
             api,

@@ -226,6 +226,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     if old.channels != new.channels {
         keys.push("channels".into());
     }
+    if old.broker != new.broker {
+        keys.push("broker".into());
+    }
     let paths =
         |c: &Config| c.routes.iter().map(|r| r.path.clone()).collect::<std::collections::BTreeSet<_>>();
     if paths(old) != paths(new) {
