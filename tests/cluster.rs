@@ -22,15 +22,22 @@ struct Nats {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Further `nats-server` arguments (auth, TLS).
+    args: Vec<String>,
 }
 
 impl Nats {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    fn start_with(args: &[&str]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = std::env::temp_dir().join(format!("sluice-nats-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut nats = Self { port, dir, child: None };
+        let args = args.iter().map(|a| a.replace("{dir}", &dir.display().to_string())).collect();
+        let mut nats = Self { port, dir, child: None, args };
         nats.restart();
         nats
     }
@@ -42,6 +49,7 @@ impl Nats {
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
             .arg("-sd")
             .arg(self.dir.join("store"))
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -466,4 +474,58 @@ async fn a_node_cut_off_from_nats_catches_up_in_order_on_the_same_connections() 
     }
     api(&a, "gap", json!(4)).await;
     assert_eq!(recv(&mut watcher).await["offset"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_token_is_sent_and_a_wrong_one_is_a_clear_error() {
+    let nats = Nats::start_with(&["--auth", "s3cret-token"]);
+    let with = |token: &str| {
+        config(&nats).replace("timeout = \"1s\"", &format!("timeout = \"1s\"\ntoken = \"{token}\""))
+    };
+    let gw = Gateway::start(&with("s3cret-token")).await;
+    let mut ws = connect(&gw.url("/ws"), None).await;
+    subscribe(&mut ws, "authed").await;
+    assert_eq!(api(&gw, "authed", json!("in")).await, 1);
+    assert_eq!(recv(&mut ws).await["data"], "in");
+
+    let wrong =
+        sluice::config::parse(&with("wrong").replace("{wasm}", &common::plugins().display().to_string()))
+            .unwrap();
+    let error = sluice::Gateway::build(wrong).await.err().expect("refused").to_string();
+    assert!(error.contains(&nats.url()) && error.to_lowercase().contains("auth"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_reach_nats_over_tls_with_the_configured_ca() {
+    let dir = std::env::temp_dir().join(format!("sluice-nats-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_file, key_file) = (dir.join("nats.pem"), dir.join("nats.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let (c, k) = (cert_file.display().to_string(), key_file.display().to_string());
+    let nats = Nats::start_with(&["--tls", "--tlscert", &c, "--tlskey", &k]);
+    let text = config(&nats)
+        .replace("nats://", "tls://")
+        .replace("timeout = \"1s\"", &format!("timeout = \"1s\"\ntls_ca = \"{c}\""));
+    let gw = Gateway::start(&text).await;
+    let mut ws = connect(&gw.url("/ws"), None).await;
+    subscribe(&mut ws, "private").await;
+    assert_eq!(api(&gw, "private", json!("sealed")).await, 1);
+    assert_eq!(recv(&mut ws).await["data"], "sealed");
+
+    // Without the CA, the server's certificate is not trusted: a clear error at start.
+    let untrusted = sluice::config::parse(
+        &config(&nats)
+            .replace("nats://", "tls://")
+            .replace("{wasm}", &common::plugins().display().to_string()),
+    )
+    .unwrap();
+    let error = sluice::Gateway::build(untrusted).await.err().expect("refused").to_string();
+    assert!(error.contains("tls://127.0.0.1"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
