@@ -3,7 +3,7 @@
 //! HTTP status comes from [`status`].
 
 use crate::gateway::{Gateway, Refusal};
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, Tags};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -22,6 +22,8 @@ struct Message<'a> {
     channel: String,
     #[serde(borrow)]
     data: &'a RawValue,
+    #[serde(borrow, default)]
+    tags: Option<&'a RawValue>,
 }
 
 /// One message or a batch, told apart by the first byte: serde's untagged enums buffer
@@ -55,7 +57,7 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>>
 /// The HTTP status of a refused backend message: the one place refusals meet HTTP.
 pub fn status(refusal: &Refusal) -> StatusCode {
     match refusal {
-        Refusal::BadChannel(_) => StatusCode::BAD_REQUEST,
+        Refusal::BadRequest(_) | Refusal::BadChannel(_) => StatusCode::BAD_REQUEST,
         Refusal::TooBig { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Refusal::Forbidden(_) | Refusal::Closed { .. } => StatusCode::FORBIDDEN,
         Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -109,7 +111,10 @@ pub async fn publish(req: Request<Incoming>, gateway: &Gateway) -> Response<Full
             return error(StatusCode::BAD_REQUEST, ErrorCode::BadRequest.as_str(), message);
         }
     };
-    let publish = async |m: &Message<'_>| gateway.publish(&api.route, None, &m.channel, m.data.get()).await;
+    let publish = async |m: &Message<'_>| {
+        let tags = m.tags.map(Tags::parse).transpose().map_err(Refusal::BadRequest)?.unwrap_or_default();
+        gateway.publish(&api.route, None, &m.channel, m.data.get(), tags).await
+    };
     match parsed {
         Body::One(message) => match publish(&message).await {
             Ok(offset) => json(StatusCode::OK, serde_json::json!({ "offset": offset })),

@@ -8,6 +8,7 @@
 //! - [`session`]: one client after the upgrade: reads frames, writes its queue.
 //! - [`api`]: `POST /api/publish` for backends.
 //! - [`admin`]: the admin listener: `/metrics`, `/healthz`, `/readyz`, `/admin/`.
+//! - [`files`]: static files from `[[static]]` mounts (it needs only `config`).
 //! - [`gateway`]: the shared state and the one publish and subscribe path, the local
 //!   fan-out (one outbound run and one frame per message), per-client queues, reload.
 //! - [`broker`]: the async broker interface and the embedded memory broker: channels,
@@ -22,6 +23,7 @@ pub mod admin;
 pub mod api;
 pub mod broker;
 pub mod config;
+pub mod files;
 pub mod gateway;
 pub mod plugin;
 pub mod protocol;

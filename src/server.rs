@@ -137,6 +137,10 @@ async fn handle(
         return crate::api::publish(req, &gateway).await;
     }
     let Some(route) = gateway.routes.get(req.uri().path()).cloned() else {
+        let etag = req.headers().get(header::IF_NONE_MATCH).map(|v| v.as_bytes());
+        if let Some(response) = gateway.statics.serve(req.method(), req.uri().path(), etag).await {
+            return response;
+        }
         return text(StatusCode::NOT_FOUND, format!("no route for {}", req.uri().path()));
     };
     if !hyper_tungstenite::is_upgrade_request(&req) {

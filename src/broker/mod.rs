@@ -14,7 +14,7 @@ pub use memory::MemoryBroker;
 pub use nats::NatsBroker;
 
 use crate::plugin::bindings::Identity;
-use crate::protocol::Position;
+use crate::protocol::{Position, Tags};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,6 +27,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct Publication {
     /// The message's `data`, JSON text.
     pub data: String,
+    /// Its tags, for subscription filters (empty when it has none).
+    pub tags: Tags,
     /// The publisher's identity, for outbound plugins.
     pub publisher: Option<Identity>,
     /// The publishing connection on this node, so that it can be left out of its own

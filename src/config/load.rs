@@ -4,6 +4,7 @@
 use super::broker::{BrokerConfig, BrokerKind};
 use super::model::{
     AdminConfig, ApiConfig, ChannelConfig, Config, Fallback, PluginConfig, RouteConfig, ServerConfig,
+    StaticConfig,
 };
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -63,6 +64,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     if let Some(tls) = &mut config.server.tls {
         tls.cert = base.join(&tls.cert);
         tls.key = base.join(&tls.key);
+    }
+    for mount in &mut config.statics {
+        mount.dir = base.join(&mount.dir);
     }
     let broker = &mut config.broker;
     for path in [&mut broker.credentials, &mut broker.tls_ca, &mut broker.tls_cert, &mut broker.tls_key]
@@ -201,10 +205,15 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
                 spans.channels.push(span);
                 Some(())
             }),
+            "static" => section_array(&mut c, "static", value, |c, key, span, v| {
+                config.statics.push(c.typed::<StaticConfig>(key, v)?);
+                spans.statics.push(span);
+                Some(())
+            }),
             other => c.push(
                 key_span,
                 other,
-                "unknown section (expected server, api, admin, broker, plugins, routes or channels)",
+                "unknown section (expected server, api, admin, broker, plugins, routes, channels or static)",
             ),
         }
     }
@@ -228,6 +237,7 @@ pub(super) struct Spans {
     pub plugins: Vec<(String, Range<usize>)>,
     pub routes: Vec<Range<usize>>,
     pub channels: Vec<Range<usize>>,
+    pub statics: Vec<Range<usize>>,
 }
 
 fn section_table(

@@ -11,7 +11,7 @@ pub use broker::{BrokerConfig, BrokerKind, BrokerStorage};
 pub use load::{ConfigError, ConfigErrors, load, parse};
 pub use model::{
     AdminConfig, ApiConfig, ChannelConfig, Config, FailurePolicy, Fallback, LogFormat, PluginConfig,
-    RouteConfig, ServerConfig, TlsConfig,
+    RouteConfig, ServerConfig, StaticConfig, TlsConfig,
 };
 
 mod secrets;

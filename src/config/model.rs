@@ -23,6 +23,8 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     /// `[broker]`: where channels live; the embedded memory broker by default.
     pub broker: BrokerConfig,
+    /// `[[static]]`: folders served as static files under URL prefixes; none by default.
+    pub statics: Vec<StaticConfig>,
     /// Every `${NAME:-default}` whose default was used, as key, line and variable: a secret
     /// that falls back to a demo value is refused off loopback ([`Config::check_secrets`]).
     pub fallbacks: Vec<Fallback>,
@@ -213,6 +215,24 @@ pub struct RouteConfig {
     /// `plugins = ["jwt-auth", "enrich"]`: names from `[plugins]`, run in this order.
     #[serde(default)]
     pub plugins: Vec<String>,
+}
+
+/// `[[static]]`: a folder served read-only under a URL prefix.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    /// `path = "/"`: the URL prefix; required, starts with `/`. A request goes to the mount
+    /// with the longest matching prefix, after the publish API and the WebSocket routes.
+    pub path: String,
+    /// `dir = "dashboard"`: the folder, relative to the config file; required, must exist.
+    pub dir: PathBuf,
+    /// `index = "index.html"`: the file served for a folder (the default shown).
+    #[serde(default = "default_index")]
+    pub index: String,
+}
+
+fn default_index() -> String {
+    "index.html".into()
 }
 
 /// `[[channels]]`

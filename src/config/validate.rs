@@ -126,6 +126,24 @@ pub(super) fn check(config: &Config, spans: &Spans, report: &mut dyn FnMut(Range
 
     config.broker.check(&spans.broker, report);
 
+    let mut mounts = HashSet::new();
+    for (i, (mount, span)) in config.statics.iter().zip(&spans.statics).enumerate() {
+        let key = format!("static[{i}].path");
+        let prefix = format!("{}/", mount.path.trim_end_matches('/'));
+        if !mount.path.starts_with('/') {
+            report(span.clone(), &key, format!("`{}` must start with `/`", mount.path));
+        } else if mount.path.split('/').any(|s| s == "." || s == "..") {
+            report(span.clone(), &key, format!("`{}` must not hold `.` or `..` segments", mount.path));
+        } else if prefix.starts_with("/api/") {
+            report(span.clone(), &key, "paths under /api/ are the gateway's own".into());
+        } else if !mounts.insert(prefix) {
+            report(span.clone(), &key, format!("`{}` is already mounted", mount.path));
+        }
+        if mount.index.is_empty() || mount.index.contains(['/', '\\']) || mount.index.starts_with('.') {
+            report(span.clone(), &format!("static[{i}].index"), "must be a plain file name".into());
+        }
+    }
+
     for (i, (channel, span)) in config.channels.iter().zip(&spans.channels).enumerate() {
         if let Err(why) = crate::protocol::check_channel(&channel.pattern) {
             report(span.clone(), &format!("channels[{i}].pattern"), why);

@@ -7,19 +7,19 @@
 
 use super::Route;
 use super::outbox::Outbox;
-use super::subscribers::{Patterns, Subscriber, Subscribers};
+use super::subscribers::{Patterns, Selector, Subscriber, Subscribers};
 use crate::broker::{Deliver, Message, Snapshot};
 use crate::config::ChannelConfig;
 use crate::plugin::Outbound;
 use crate::plugin::bindings::{Audience, OutboundMessage};
-use crate::protocol;
+use crate::protocol::{self, Filter};
 use hyper_tungstenite::tungstenite::Utf8Bytes;
 use prometheus_client::metrics::counter::Counter;
 use serde_json::value::RawValue;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use tokio::sync::oneshot;
 
 /// The fan-out of this node; a broker hands it every message through [`Deliver`].
@@ -35,6 +35,16 @@ struct Inner {
     rules: Vec<ChannelConfig>,
     /// Numbers each message's delivery, for [`Outbox::first_delivery`].
     deliveries: AtomicU64,
+    /// Tag filters in use, by canonical text.
+    selectors: Mutex<Selectors>,
+}
+
+#[derive(Default)]
+struct Selectors {
+    by_text: HashMap<String, Weak<Selector>>,
+    next_id: u64,
+    /// Forgotten filters are swept when the map reaches this size.
+    sweep_at: usize,
 }
 
 struct Lane {
@@ -82,6 +92,7 @@ impl Fanout {
             patterns: RwLock::default(),
             rules,
             deliveries: AtomicU64::new(0),
+            selectors: Mutex::default(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -90,6 +101,24 @@ impl Fanout {
     /// messages, then live ones, with no gap and no duplicate.
     pub fn join(&self, channel: &str, joining: Joining) {
         self.inner.enqueue(channel, Event::Join(joining));
+    }
+
+    /// The shared form of `filter`: equal filters get one selector while any
+    /// subscription holds it.
+    pub fn selector(&self, filter: Filter) -> Arc<Selector> {
+        let mut selectors = lock(&self.inner.selectors);
+        let text = filter.canonical();
+        if let Some(live) = selectors.by_text.get(&text).and_then(Weak::upgrade) {
+            return live;
+        }
+        if selectors.by_text.len() >= selectors.sweep_at {
+            selectors.by_text.retain(|_, s| s.strong_count() > 0);
+            selectors.sweep_at = (selectors.by_text.len() * 2).max(64);
+        }
+        selectors.next_id += 1;
+        let selector = Arc::new(Selector { id: selectors.next_id, filter });
+        selectors.by_text.insert(text, Arc::downgrade(&selector));
+        selector
     }
 
     /// Adds a pattern subscription; its reply must already be queued.
@@ -207,9 +236,20 @@ impl Inner {
         let number = self.deliveries.fetch_add(1, Ordering::Relaxed) + 1;
         let excluded = if lane.exclude_publisher { message.publication.publisher_conn } else { None };
         let queued = Cell::new(0u64);
+        // Each distinct filter runs once per message; the map allocates only when a
+        // subscriber here has a filter.
+        let verdicts: RefCell<HashMap<u64, bool>> = RefCell::default();
+        let tags = &message.publication.tags;
         let push = |subscriber: &Subscriber| {
             if excluded == Some(subscriber.conn) {
                 return;
+            }
+            if let Some(selector) = &subscriber.filter {
+                let pass =
+                    *verdicts.borrow_mut().entry(selector.id).or_insert_with(|| selector.filter.admits(tags));
+                if !pass {
+                    return;
+                }
             }
             let Some((_, Some((audience, frame)))) = frames.iter().find(|(id, _)| *id == subscriber.route.id)
             else {
@@ -239,6 +279,9 @@ impl Inner {
         if let Some(Ok(missed)) = &snapshot.recovery {
             for message in missed {
                 if lane.exclude_publisher && message.publication.publisher_conn == Some(subscriber.conn) {
+                    continue;
+                }
+                if subscriber.filter.as_ref().is_some_and(|s| !s.filter.admits(&message.publication.tags)) {
                     continue;
                 }
                 if let Some((audience, frame)) = encode(&subscriber.route, &lane.channel, message).await
@@ -276,7 +319,7 @@ async fn encode(route: &Route, channel: &str, message: &Message) -> Option<(Audi
         return None;
     }
     let data = outbound.data.as_deref().unwrap_or(&publication.data);
-    let frame = protocol::message(channel, message.offset, data, outbound.meta.as_deref());
+    let frame = protocol::message(channel, message.offset, data, &publication.tags, outbound.meta.as_deref());
     Some((outbound.audience, frame.into()))
 }
 

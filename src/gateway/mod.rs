@@ -44,6 +44,9 @@ pub enum ServeError {
     /// The broker cannot be reached at start.
     #[error("{0}")]
     Broker(BrokerError),
+    /// A `[[static]]` folder cannot be served.
+    #[error("{0}")]
+    Static(#[from] crate::files::MountError),
 }
 
 /// Bearer keys compared in constant time; swapped by reloads.
@@ -122,6 +125,8 @@ pub struct Gateway {
     pub sessions: Sessions,
     /// The TLS configuration for new connections, when `[server.tls]` is set.
     pub tls: tls::Tls,
+    /// `[[static]]` mounts, fixed at start.
+    pub statics: crate::files::Mounts,
     /// The config file and `--listen` override that `POST /admin/reload` reads.
     source: Mutex<Option<(PathBuf, Option<String>)>>,
     broker: Arc<dyn Broker>,
@@ -164,6 +169,7 @@ impl Gateway {
             let path = api.route.as_ref().unwrap_or(&config.routes[0].path);
             ApiAccess { keys: Keys::new(api.keys.clone()), route: routes[path].clone() }
         });
+        let statics = crate::files::Mounts::open(&config.statics)?;
         let tls = tls::Tls::default();
         if let Some(files) = &config.server.tls {
             tls.set(Some(tls::load(files)?));
@@ -182,6 +188,7 @@ impl Gateway {
             metrics,
             sessions: Sessions::default(),
             tls,
+            statics,
             source: Mutex::new(None),
             broker,
             fanout,

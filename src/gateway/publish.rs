@@ -7,7 +7,7 @@ use super::{Gateway, Refusal, Route, Subscriber};
 use crate::broker::{Publication, Snapshot};
 use crate::plugin::Inbound;
 use crate::plugin::bindings::{Connection, InboundMessage, Origin};
-use crate::protocol::{self, Position};
+use crate::protocol::{self, Filter, Position, Tags};
 use serde_json::value::RawValue;
 use std::sync::atomic::Ordering;
 use tokio::sync::oneshot;
@@ -22,14 +22,16 @@ fn check_target(channel: &str) -> Result<(), Refusal> {
 }
 
 impl Gateway {
-    /// Publishes `data` (JSON text) to `channel` through `route`'s inbound chain: from a
-    /// client's `connection`, or from a backend when `None`. Returns the message's offset.
+    /// Publishes `data` (JSON text) with `tags` to `channel` through `route`'s inbound
+    /// chain: from a client's `connection`, or from a backend when `None`. Returns the
+    /// message's offset.
     pub async fn publish(
         &self,
         route: &Route,
         connection: Option<&Connection>,
         channel: &str,
         data: &str,
+        tags: Tags,
     ) -> Result<u64, Refusal> {
         check_target(channel)?;
         let limit = self.server.max_message_size.bytes();
@@ -51,6 +53,7 @@ impl Gateway {
         };
         let publication = Publication {
             data,
+            tags,
             publisher: connection.and_then(|c| c.identity.clone()),
             publisher_conn: connection.map(|c| c.id),
         };
@@ -68,18 +71,21 @@ impl Gateway {
     }
 
     /// Subscribes `subscriber` to a channel or pattern after `route`'s subscribe chain
-    /// allows it. The reply (with `id`) goes into the subscriber's queue, followed by the
-    /// recovered messages when `recover` is given, then live ones.
+    /// allows it, delivering only messages that pass `filter`. The reply (with `id`) goes
+    /// into the subscriber's queue, followed by the recovered messages when `recover` is
+    /// given, then live ones.
     pub async fn subscribe(
         &self,
         connection: &Connection,
-        subscriber: Subscriber,
+        mut subscriber: Subscriber,
         channel: &str,
         id: Option<&RawValue>,
         recover: Option<&Position>,
+        filter: Option<Filter>,
     ) -> Result<(), Refusal> {
         protocol::check_channel(channel).map_err(Refusal::BadChannel)?;
         subscriber.route.chain().subscribe(connection, channel).await?;
+        subscriber.filter = filter.map(|f| self.fanout.selector(f));
         let id = id.map(ToOwned::to_owned);
         let (done, joined) = oneshot::channel();
         let fanout = self.fanout.clone();

@@ -7,6 +7,9 @@ use crate::protocol::ErrorCode;
 /// A refused publish, subscribe or unsubscribe.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// A malformed part of a request, such as bad `tags`.
+    #[error("{0}")]
+    BadRequest(String),
     /// A bad channel name, or a pattern where a channel is needed.
     #[error("{0}")]
     BadChannel(String),
@@ -47,6 +50,7 @@ impl Refusal {
     /// The `code` of the `error` reply.
     pub fn code(&self) -> ErrorCode {
         match self {
+            Refusal::BadRequest(_) => ErrorCode::BadRequest,
             Refusal::BadChannel(_) => ErrorCode::BadChannel,
             Refusal::TooBig { .. } => ErrorCode::TooBig,
             Refusal::Forbidden(_) => ErrorCode::Forbidden,

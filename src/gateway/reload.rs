@@ -226,6 +226,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     if old.channels != new.channels {
         keys.push("channels".into());
     }
+    if old.statics != new.statics {
+        keys.push("static".into());
+    }
     if old.broker != new.broker {
         keys.push("broker".into());
     }

@@ -4,6 +4,7 @@
 
 use super::Route;
 use super::outbox::Outbox;
+use crate::protocol::Filter;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -18,6 +19,18 @@ pub struct Subscriber {
     pub route: Arc<Route>,
     /// Its send queue.
     pub outbox: Outbox,
+    /// Its tag filter, shared by every subscription with an equal one.
+    pub filter: Option<Arc<Selector>>,
+}
+
+/// A tag filter with a number that equal filters share, so that a message runs each
+/// distinct filter once however many subscribers hold it.
+#[derive(Debug)]
+pub struct Selector {
+    /// Equal filters have equal ids while any subscription holds one.
+    pub id: u64,
+    /// The condition.
+    pub filter: Filter,
 }
 
 /// Subscribers of one channel or one pattern, and how many came from each route, so that
@@ -118,6 +131,7 @@ mod tests {
             subject: None,
             route: route.clone(),
             outbox: super::super::outbox::outbox(64).0,
+            filter: None,
         };
         let mut patterns = Patterns::default();
         patterns.add("news.*", sub(1));

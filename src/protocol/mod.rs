@@ -1,6 +1,10 @@
 //! Client protocol version 1: JSON text frames decoded without copying `data`, and
 //! replies, errors and messages encoded once.
 
+mod tags;
+
+pub use tags::{Filter, Tags};
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::fmt::Write as _;
@@ -16,6 +20,8 @@ pub enum Request<'a> {
         id: Option<&'a RawValue>,
         /// The last position the client saw, to receive what it missed.
         recover: Option<Position>,
+        /// `"filter": {...}`: only messages whose tags pass are delivered.
+        filter: Option<Filter>,
     },
     /// `{"op":"unsubscribe","channel":"news","id":3}`
     Unsubscribe {
@@ -30,6 +36,8 @@ pub enum Request<'a> {
         channel: String,
         /// Any JSON value, passed on byte for byte.
         data: &'a RawValue,
+        /// `"tags": {"k": "v"}`, for subscription filters (empty when absent).
+        tags: Tags,
         /// Echoed in the reply.
         id: Option<&'a RawValue>,
     },
@@ -47,6 +55,10 @@ struct Frame<'a> {
     #[serde(borrow)]
     data: Option<&'a RawValue>,
     recover: Option<Position>,
+    #[serde(borrow)]
+    tags: Option<&'a RawValue>,
+    #[serde(borrow)]
+    filter: Option<&'a RawValue>,
 }
 
 /// Where a client last was in a channel's history.
@@ -129,16 +141,31 @@ pub fn decode(text: &str) -> Result<Request<'_>, DecodeError<'_>> {
     let op = frame.op.ok_or_else(|| bad("missing `op`".into()))?;
     let channel = frame.channel.ok_or_else(|| bad(format!("`{op}` needs a `channel`")));
     let extra = |field: &str| bad(format!("`{op}` takes no `{field}`"));
+    let extras = [
+        ("data", frame.data.is_some()),
+        ("recover", frame.recover.is_some()),
+        ("tags", frame.tags.is_some()),
+        ("filter", frame.filter.is_some()),
+    ];
+    let allowed: &[&str] = match op.as_str() {
+        "subscribe" => &["recover", "filter"],
+        "unsubscribe" => &[],
+        "publish" => &["data", "tags"],
+        _ => &["data", "recover", "tags", "filter"],
+    };
+    if let Some((field, _)) = extras.iter().find(|(f, given)| *given && !allowed.contains(f)) {
+        return Err(extra(field));
+    }
     match op.as_str() {
-        "subscribe" if frame.data.is_some() => Err(extra("data")),
-        "subscribe" => Ok(Request::Subscribe { channel: channel?, id, recover: frame.recover }),
-        "unsubscribe" if frame.data.is_some() => Err(extra("data")),
-        "unsubscribe" if frame.recover.is_some() => Err(extra("recover")),
+        "subscribe" => {
+            let filter = frame.filter.map(Filter::parse).transpose().map_err(bad)?;
+            Ok(Request::Subscribe { channel: channel?, id, recover: frame.recover, filter })
+        }
         "unsubscribe" => Ok(Request::Unsubscribe { channel: channel?, id }),
-        "publish" if frame.recover.is_some() => Err(extra("recover")),
         "publish" => {
             let data = frame.data.ok_or_else(|| bad("`publish` needs `data`".into()))?;
-            Ok(Request::Publish { channel: channel?, data, id })
+            let tags = frame.tags.map(Tags::parse).transpose().map_err(bad)?.unwrap_or_default();
+            Ok(Request::Publish { channel: channel?, data, tags, id })
         }
         _ => Err(DecodeError {
             id,
@@ -228,14 +255,19 @@ pub fn subscribed(channel: &str, epoch: &str, offset: u64, recovery: Option<Resu
     out
 }
 
-/// `{"op":"message","channel":C,"offset":N,"data":DATA,"meta":META}`, encoded once per
-/// message and shared by every recipient; `meta` is left out when unset.
-pub fn message(channel: &str, offset: u64, data: &str, meta: Option<&str>) -> String {
+/// `{"op":"message","channel":C,"offset":N,"data":DATA,"tags":TAGS,"meta":META}`, encoded
+/// once per message and shared by every recipient; `tags` and `meta` are left out when
+/// there are none.
+pub fn message(channel: &str, offset: u64, data: &str, tags: &Tags, meta: Option<&str>) -> String {
     let mut out = String::with_capacity(48 + channel.len() + data.len() + meta.map_or(0, str::len));
     out.push_str("{\"op\":\"message\",\"channel\":");
     push_str(&mut out, channel);
     let _ = write!(out, ",\"offset\":{offset},\"data\":");
     out.push_str(data);
+    if !tags.is_empty() {
+        out.push_str(",\"tags\":");
+        out.push_str(&tags.to_json());
+    }
     if let Some(meta) = meta {
         out.push_str(",\"meta\":");
         out.push_str(meta);
@@ -251,7 +283,7 @@ mod tests {
     #[test]
     fn decodes_publish_keeping_data_bytes() {
         let text = r#"{"op":"publish","channel":"news","data":{"b": 1,  "a":[2]},"id":"x"}"#;
-        let Ok(Request::Publish { channel, data, id }) = decode(text) else { panic!("not a publish") };
+        let Ok(Request::Publish { channel, data, id, .. }) = decode(text) else { panic!("not a publish") };
         assert_eq!(channel, "news");
         assert_eq!(data.get(), r#"{"b": 1,  "a":[2]}"#);
         assert_eq!(id.map(RawValue::get), Some(r#""x""#));
@@ -263,6 +295,25 @@ mod tests {
         assert_eq!((e.code, e.id.map(RawValue::get)), (ErrorCode::UnknownOp, Some("7")));
         assert_eq!(decode("{nope").unwrap_err().code, ErrorCode::BadRequest);
         assert_eq!(decode(r#"{"op":"publish","channel":"a"}"#).unwrap_err().code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn tags_go_with_publish_and_filters_with_subscribe_only() {
+        let text = r#"{"op":"publish","channel":"a","data":1,"tags":{"k":"v"}}"#;
+        let Ok(Request::Publish { tags, .. }) = decode(text) else { panic!("not a publish") };
+        assert_eq!(tags.get("k"), Some("v"));
+        let text = r#"{"op":"subscribe","channel":"a","filter":{"eq":["k","v"]}}"#;
+        assert!(matches!(decode(text), Ok(Request::Subscribe { filter: Some(Filter::Eq(..)), .. })));
+        for (bad, why) in [
+            (r#"{"op":"subscribe","channel":"a","tags":{}}"#, "takes no `tags`"),
+            (r#"{"op":"publish","channel":"a","data":1,"filter":{"eq":["k","v"]}}"#, "takes no `filter`"),
+            (r#"{"op":"unsubscribe","channel":"a","filter":{"eq":["k","v"]}}"#, "takes no `filter`"),
+            (r#"{"op":"publish","channel":"a","data":1,"tags":{"k":1}}"#, "must be a string"),
+            (r#"{"op":"subscribe","channel":"a","filter":{"eq":"k"}}"#, "takes an array"),
+        ] {
+            let e = decode(bad).unwrap_err();
+            assert!(e.code == ErrorCode::BadRequest && e.message.contains(why), "{bad}: {}", e.message);
+        }
     }
 
     #[test]
@@ -283,7 +334,11 @@ mod tests {
             error(None, ErrorCode::Forbidden, "no \"x\""),
             r#"{"op":"error","code":"forbidden","message":"no \"x\""}"#
         );
-        assert_eq!(message("c", 2, "[1]", None), r#"{"op":"message","channel":"c","offset":2,"data":[1]}"#);
+        let none = Tags::default();
+        assert_eq!(
+            message("c", 2, "[1]", &none, None),
+            r#"{"op":"message","channel":"c","offset":2,"data":[1]}"#
+        );
         assert_eq!(
             subscribed("c", "e", 3, Some(Err("gone"))),
             r#"{"channel":"c","epoch":"e","offset":3,"recovered":false,"reason":"gone"}"#

@@ -12,7 +12,7 @@ pub use writer::{GOING_AWAY, SLOW_CONSUMER};
 use crate::gateway::metrics::Metrics;
 use crate::gateway::{ConnGuard, Gateway, Outbox, Outgoing, Refusal, Route, SessionInfo, Subscriber, outbox};
 use crate::plugin::bindings::{Connection, DisconnectReason};
-use crate::protocol::{self, ErrorCode, Position, Request};
+use crate::protocol::{self, ErrorCode, Filter, Position, Request, Tags};
 use futures_util::{Sink, Stream, StreamExt};
 use hyper_tungstenite::tungstenite::error::CapacityError;
 use hyper_tungstenite::tungstenite::{Error, Message};
@@ -235,9 +235,13 @@ impl Session {
             }
         };
         let (id, outcome) = match request {
-            Request::Subscribe { channel, id, recover } => (id, self.subscribe(channel, id, recover).await),
+            Request::Subscribe { channel, id, recover, filter } => {
+                (id, self.subscribe(channel, id, recover, filter).await)
+            }
             Request::Unsubscribe { channel, id } => (id, self.unsubscribe(channel, id).await),
-            Request::Publish { channel, data, id } => (id, self.publish(&channel, data, id).await),
+            Request::Publish { channel, data, tags, id } => {
+                (id, self.publish(&channel, data, tags, id).await)
+            }
         };
         let refusal = outcome.err()?;
         self.refuse(id, &refusal);
@@ -255,6 +259,7 @@ impl Session {
         channel: String,
         id: Option<&RawValue>,
         recover: Option<Position>,
+        filter: Option<Filter>,
     ) -> Result<(), Refusal> {
         if self.channels.contains(&channel) {
             return Err(Refusal::AlreadySubscribed(channel));
@@ -268,8 +273,9 @@ impl Session {
             subject: self.subject.clone(),
             route: self.route.clone(),
             outbox: self.outbox.clone(),
+            filter: None,
         };
-        self.gateway.subscribe(&self.connection, subscriber, &channel, id, recover.as_ref()).await?;
+        self.gateway.subscribe(&self.connection, subscriber, &channel, id, recover.as_ref(), filter).await?;
         self.info.channels.lock().unwrap_or_else(|e| e.into_inner()).insert(channel.clone());
         self.channels.insert(channel);
         Ok(())
@@ -289,9 +295,11 @@ impl Session {
         &mut self,
         channel: &str,
         data: &RawValue,
+        tags: Tags,
         id: Option<&RawValue>,
     ) -> Result<(), Refusal> {
-        let offset = self.gateway.publish(&self.route, Some(&self.connection), channel, data.get()).await?;
+        let offset =
+            self.gateway.publish(&self.route, Some(&self.connection), channel, data.get(), tags).await?;
         self.send(protocol::reply(id, &format!("{{\"offset\":{offset}}}")));
         Ok(())
     }

@@ -134,7 +134,7 @@ async fn a_client_that_stops_reading_is_dropped_as_a_slow_consumer() {
     let data = format!("\"{}\"", "x".repeat(512));
     let route = gateway.routes["/ws"].clone();
     for _ in 0..20 {
-        gateway.publish(&route, None, "feed", &data).await.unwrap();
+        gateway.publish(&route, None, "feed", &data, Default::default()).await.unwrap();
         // Let the fan-out and the reader's writer run, as they would between publishes.
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -156,8 +156,8 @@ async fn overlapping_subscriptions_deliver_each_message_once() {
         assert_eq!(client.next_json().await["id"], id);
     }
     let route = gateway.routes["/ws"].clone();
-    gateway.publish(&route, None, "news", "1").await.unwrap();
-    gateway.publish(&route, None, "nope", "2").await.unwrap();
+    gateway.publish(&route, None, "news", "1", Default::default()).await.unwrap();
+    gateway.publish(&route, None, "nope", "2", Default::default()).await.unwrap();
     // Channels are delivered side by side: compare as a set.
     let mut got = Vec::new();
     for _ in 0..2 {
@@ -168,7 +168,7 @@ async fn overlapping_subscriptions_deliver_each_message_once() {
     assert_eq!(got, [("news".to_owned(), 1), ("nope".to_owned(), 2)]);
     client.text(r#"{"op":"unsubscribe","channel":"n*","id":4}"#);
     assert_eq!(client.next_json().await["id"], 4);
-    gateway.publish(&route, None, "news", "3").await.unwrap();
+    gateway.publish(&route, None, "news", "3", Default::default()).await.unwrap();
     let third = client.next_json().await;
     assert_eq!(third["data"], 3);
     // Nothing else is queued: the next frame is the heartbeat's ping.

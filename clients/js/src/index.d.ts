@@ -151,8 +151,26 @@ export interface Message<T = unknown> {
   channel: string;
   offset: number;
   data: T;
+  /** The publication's tags, when it has any. */
+  tags?: Record<string, string>;
   /** Only when an outbound plugin set it. */
   meta?: unknown;
+}
+
+/** A condition over a publication's tags, evaluated by the gateway. */
+export type Filter =
+  | { eq: [key: string, value: string] }
+  | { in: [key: string, values: string[]] }
+  | { and: Filter[] }
+  | { or: Filter[] }
+  | { not: Filter };
+
+/** Whether `tags` pass `filter`, as the gateway decides it (no filter passes everything). */
+export declare function admits(filter: Filter | undefined, tags?: Record<string, string>): boolean;
+
+export interface PublishOptions {
+  /** A flat map of strings (at most 32; keys 1–64 bytes, values up to 256) for subscribers' filters. */
+  tags?: Record<string, string>;
 }
 
 export interface Position {
@@ -203,6 +221,8 @@ export interface SubscribeOptions<T = unknown> {
   onError?: (error: SluiceError) => void;
   /** Start from a position saved earlier (exact channels only). */
   recover?: Position;
+  /** Deliver only messages whose tags pass (the gateway filters, also on recovery). */
+  filter?: Filter;
 }
 
 export declare class Subscription<T = unknown> {
@@ -230,7 +250,7 @@ export declare class SluiceClient {
   off<E extends keyof ClientEvents>(event: E, listener: (payload: ClientEvents[E]) => void): void;
   /** Throws `SluiceError("already_subscribed")` for a channel this client already holds. */
   subscribe<T = unknown>(channel: string, options?: SubscribeOptions<T>): Subscription<T>;
-  publish(channel: string, data: unknown): Promise<{ offset: number }>;
+  publish(channel: string, data: unknown, options?: PublishOptions): Promise<{ offset: number }>;
 }
 
 export default SluiceClient;

@@ -377,7 +377,7 @@ export class SluiceClient {
    * Subscribes to a channel or a pattern (a name ending in `*`). The subscription is sent
    * now if connected, else on connect, and again after every reconnect.
    * @param {string} channel
-   * @param {object} [options] `{onMessage, onSubscribed, onRecoveryFailed, onError, recover}`
+   * @param {object} [options] `{onMessage, onSubscribed, onRecoveryFailed, onError, recover, filter}`
    * @returns {Subscription}
    */
   subscribe(channel, options = {}) {
@@ -394,6 +394,9 @@ export class SluiceClient {
         throw new TypeError("options.recover must be {epoch: string, offset: non-negative integer}");
       }
     }
+    if (options.filter !== undefined && (options.filter === null || typeof options.filter !== "object")) {
+      throw new TypeError("options.filter must be a filter object such as {eq: [key, value]}");
+    }
     const sub = new Subscription(this, channel, options);
     this._subs.set(channel, sub);
     if (this._state === "connected") this._sendSubscribe(sub);
@@ -406,11 +409,14 @@ export class SluiceClient {
    * reply (the message may or may not have been published), `timeout` (likewise), `too_big`
    * (over `maxMessageSize`, not sent) or the gateway's code (`bad_channel`, `forbidden`,
    * `unavailable`, `closed`, ...). Never retried by the client.
+   * `options.tags` (a flat object of strings) travels with the message, for subscribers'
+   * filters.
    * @param {string} channel
    * @param {unknown} data
+   * @param {{tags?: Record<string, string>}} [options]
    * @returns {Promise<{offset: number}>}
    */
-  publish(channel, data) {
+  publish(channel, data, options = {}) {
     if (typeof channel !== "string" || channel === "") {
       return Promise.reject(new TypeError("channel must be a non-empty string"));
     }
@@ -421,7 +427,9 @@ export class SluiceClient {
     const id = this._nextId++;
     let text;
     try {
-      text = JSON.stringify({ op: "publish", channel, data, id });
+      const frame = { op: "publish", channel, data, id };
+      if (options.tags !== undefined) frame.tags = options.tags;
+      text = JSON.stringify(frame);
     } catch (error) {
       return Promise.reject(new TypeError("data is not serializable to JSON", { cause: error }));
     }
@@ -679,6 +687,7 @@ export class SluiceClient {
     const frame = { op: "subscribe", channel: sub.channel, id };
     const recover = !sub.isPattern && sub._hasPosition ? { epoch: sub._epoch, offset: sub._offset } : null;
     if (recover) frame.recover = recover;
+    if (sub._handlers.filter !== undefined) frame.filter = sub._handlers.filter;
     const resubscribe = sub._everSubscribed === true;
     sub._sent = true;
     this._request(id, JSON.stringify(frame), {
@@ -803,6 +812,7 @@ export class SluiceClient {
     const { channel, offset } = frame;
     if (typeof channel !== "string" || typeof offset !== "number") return;
     const message = { channel, offset, data: frame.data };
+    if (frame.tags !== undefined) message.tags = frame.tags;
     if (frame.meta !== undefined) message.meta = frame.meta;
     const exact = this._subs.get(channel);
     if (exact && exact._active && !exact.isPattern) {
@@ -819,17 +829,36 @@ export class SluiceClient {
           if (own && !replayed) exact._echoesOwn = true;
           skip = own && replayed && !exact._echoesOwn;
         }
-        if (!skip) this._call(exact._handlers.onMessage, message);
+        if (!skip && admits(exact._handlers.filter, message.tags)) this._call(exact._handlers.onMessage, message);
       }
       if (replayed) return;
       exact._replayUntil = 0;
     }
     for (const sub of [...this._subs.values()]) {
-      if (sub.isPattern && sub._active && matchesChannel(sub.channel, channel)) {
+      // The gateway sends a message once for overlapping subscriptions when any of
+      // their filters passes; each subscription here sees it only if its own does.
+      if (sub.isPattern && sub._active && matchesChannel(sub.channel, channel) && admits(sub._handlers.filter, message.tags)) {
         this._call(sub._handlers.onMessage, message);
       }
     }
   }
+}
+
+/**
+ * Whether `tags` pass `filter`, as the gateway evaluates it: `{eq: [k, v]}`,
+ * `{in: [k, [v, ...]]}`, `{and: [...]}`, `{or: [...]}`, `{not: f}`; no filter passes all.
+ * @param {object | undefined} filter
+ * @param {Record<string, string> | undefined} tags
+ */
+export function admits(filter, tags = {}) {
+  if (filter === undefined) return true;
+  const has = (key) => Object.prototype.hasOwnProperty.call(tags, key);
+  if (filter.eq) return has(filter.eq[0]) && tags[filter.eq[0]] === filter.eq[1];
+  if (filter.in) return has(filter.in[0]) && filter.in[1].includes(tags[filter.in[0]]);
+  if (filter.and) return filter.and.every((f) => admits(f, tags));
+  if (filter.or) return filter.or.some((f) => admits(f, tags));
+  if (filter.not) return !admits(filter.not, tags);
+  return false;
 }
 
 export default SluiceClient;

@@ -55,15 +55,16 @@ process.on("exit", () => {
 });
 
 /**
- * A running gateway (`options`: `server`, `channels` for the config, `log` for SLUICE_LOG,
- * default `info`). `start()` spawns it (again, on the same address after `stop()` if
- * `listen` is given), waiting for its `listening` log line.
+ * A running gateway (`options`: `server`, `channels` for the config, or `config` for the
+ * whole config text; `log` for SLUICE_LOG, default `info`). `start()` spawns it (again, on
+ * the same address after `stop()` if `listen` is given), waiting for its `listening` log
+ * line.
  */
 export class Gateway {
   constructor(options = {}) {
     this.dir = mkdtempSync(path.join(os.tmpdir(), "sluice-js-test-"));
     this.configPath = path.join(this.dir, "gateway.toml");
-    writeFileSync(this.configPath, configText(options));
+    writeFileSync(this.configPath, options.config ?? configText(options));
     this.child = null;
     this.addr = null;
     this.log = "";
@@ -158,12 +159,13 @@ export class Gateway {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** `POST /api/publish` of one message; resolves to the parsed answer and status. */
-  async publish(channel, data) {
+  /** `POST /api/publish` of one message (`extra` adds fields, e.g. `{tags}`); resolves to
+   * the parsed answer. */
+  async publish(channel, data, extra = {}) {
     const response = await fetch(`${this.httpUrl}/api/publish`, {
       method: "POST",
       headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ channel, data }),
+      body: JSON.stringify({ channel, data, ...extra }),
       signal: AbortSignal.timeout(5000),
     });
     const body = await response.json();

@@ -9,9 +9,11 @@
 //!   connection, so that `exclude_publisher` works on the publisher's node.
 //! - `Sluice-Identity: S C`: the payload starts with the identity's subject (`S` bytes)
 //!   and claims (`C` bytes).
+//! - `Sluice-Tags`: the publication's tags as a JSON object, when it has any.
 
 use crate::broker::Publication;
 use crate::plugin::bindings::Identity;
+use crate::protocol::Tags;
 use async_nats::HeaderMap;
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -20,6 +22,7 @@ const OFFSET: &str = "Sluice-Offset";
 const NODE: &str = "Sluice-Node";
 const CONN: &str = "Sluice-Conn";
 const IDENTITY: &str = "Sluice-Identity";
+const TAGS: &str = "Sluice-Tags";
 /// Set by JetStream on stored and republished messages.
 const SEQUENCE: &str = "Nats-Sequence";
 
@@ -57,6 +60,10 @@ pub(super) fn headers(epoch: &str, offset: u64, node: &str, publication: &Public
     if let Some(i) = &publication.publisher {
         headers.insert(IDENTITY, format!("{} {}", i.subject.len(), i.claims.len()));
     }
+    if !publication.tags.is_empty() {
+        // JSON escapes control characters, so the value is one header line.
+        headers.insert(TAGS, publication.tags.to_json());
+    }
     headers
 }
 
@@ -89,13 +96,20 @@ pub(super) fn decode(
         None => (None, payload),
     };
     let data = String::from_utf8(data.to_vec()).map_err(|_| "payload is not UTF-8")?;
+    let tags = match get(TAGS) {
+        Some(json) => serde_json::value::RawValue::from_string(json.to_owned())
+            .ok()
+            .and_then(|raw| Tags::parse(&raw).ok())
+            .ok_or("bad Sluice-Tags header")?,
+        None => Tags::default(),
+    };
     let ours = get(NODE) == Some(node);
     let publisher_conn = if ours { number(CONN) } else { None };
     Ok(Decoded {
         epoch,
         offset,
         sequence: number(SEQUENCE),
-        publication: Publication { data, publisher, publisher_conn },
+        publication: Publication { data, tags, publisher, publisher_conn },
     })
 }
 
@@ -107,6 +121,8 @@ mod tests {
     fn a_publication_survives_the_trip_and_keeps_its_connection_on_its_node_only() {
         let publication = Publication {
             data: r#"{"text":"héllo"}"#.into(),
+            tags: Tags::parse(&serde_json::value::RawValue::from_string(r#"{"k":"v\r\n"}"#.into()).unwrap())
+                .unwrap(),
             publisher: Some(Identity { subject: "alice".into(), claims: r#"{"role":"ü"}"#.into() }),
             publisher_conn: Some(7),
         };
@@ -116,6 +132,7 @@ mod tests {
         assert_eq!(here.publication.data, publication.data);
         assert_eq!(here.publication.publisher.as_ref().unwrap().claims, r#"{"role":"ü"}"#);
         assert_eq!(here.publication.publisher_conn, Some(7));
+        assert_eq!(here.publication.tags, publication.tags);
         assert_eq!(decode(Some(&h), &p, "node-b").unwrap().publication.publisher_conn, None);
     }
 

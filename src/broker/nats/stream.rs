@@ -144,7 +144,12 @@ impl Shared {
             return Ok(head);
         }
         let fresh = self.fresh_head();
-        let marker = Publication { data: String::new(), publisher: None, publisher_conn: None };
+        let marker = Publication {
+            data: String::new(),
+            tags: crate::protocol::Tags::default(),
+            publisher: None,
+            publisher_conn: None,
+        };
         let head = match self.write(channel, &fresh, 0, &marker).await? {
             Write::Stored(sequence) => Head { sequence, ..fresh },
             Write::Conflict => self.last(channel).await?.ok_or_else(|| {
