@@ -85,6 +85,15 @@ pub async fn publish(req: Request<Incoming>, gateway: &Gateway) -> Response<Full
     if req.method() != Method::POST {
         return error(StatusCode::METHOD_NOT_ALLOWED, "method", "use POST");
     }
+    // During the shutdown drain subscribers are being closed: a message taken now would
+    // be acknowledged and then reach nobody on this node.
+    if gateway.is_stopping() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable.as_str(),
+            "gateway shutting down",
+        );
+    }
     let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     if !api.keys.authorized(auth) {
         return error(

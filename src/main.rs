@@ -41,6 +41,13 @@ fn main() -> ExitCode {
     if let Some(Command::Plugin(command)) = &cli.command {
         return sluice::scaffold::run(command);
     }
+    // SIGHUP's default action ends the process: catch it before anything slow (reading
+    // the config, compiling plugins), so that a reload sent during start waits for it.
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let hangup = {
+        let _entered = runtime.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+    };
     let config = match sluice::config::load(&cli.config) {
         Ok(mut config) => {
             if let Some(listen) = cli.listen.clone() {
@@ -77,7 +84,6 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     }
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     runtime.block_on(async move {
         match cli.command {
             Some(Command::Plugin(_)) => unreachable!("handled before the config is loaded"),
@@ -122,9 +128,13 @@ fn main() -> ExitCode {
                             let (config, listen) = (cli.config.clone(), cli.listen.clone());
                             tokio::spawn(gateway.clone().watch_files(config, listen, every.0));
                         }
-                        let hangup =
-                            sluice::shutdown::reload_on_hangup(gateway.clone(), cli.config, cli.listen);
-                        tokio::spawn(hangup);
+                        let reloads = sluice::shutdown::reload_on_hangup(
+                            gateway.clone(),
+                            hangup,
+                            cli.config,
+                            cli.listen,
+                        );
+                        tokio::spawn(reloads);
                         sluice::server::serve_gateway(listener, gateway, sluice::shutdown::signals()).await;
                         ExitCode::SUCCESS
                     }

@@ -4,13 +4,20 @@
 use crate::gateway::Gateway;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
-/// Reloads `gateway` from the file `config` on every SIGHUP, for as long as the process
-/// runs. `listen` is a `--listen` given at start. Each outcome is logged (by
-/// [`Gateway::reload`]) and counted; a rejected reload leaves the running config serving.
-pub async fn reload_on_hangup(gateway: Arc<Gateway>, config: PathBuf, listen: Option<String>) {
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+/// Reloads `gateway` from the file `config` on every SIGHUP of `hangup` (installed by the
+/// caller as early as it can: a SIGHUP that arrives while the gateway starts is kept and
+/// reloads once it runs), for as long as the process runs. `listen` is a `--listen` given
+/// at start. Each outcome is logged (by [`Gateway::reload`]) and counted; a rejected
+/// reload leaves the running config serving.
+pub async fn reload_on_hangup(
+    gateway: Arc<Gateway>,
+    hangup: Option<Signal>,
+    config: PathBuf,
+    listen: Option<String>,
+) {
+    let Some(mut hangup) = hangup.or_else(|| signal(SignalKind::hangup()).ok()) else {
         return tracing::error!("cannot install the SIGHUP handler; reload by restarting");
     };
     while hangup.recv().await.is_some() {

@@ -88,3 +88,63 @@ fn demo_secrets_are_refused_off_loopback_and_json_logs_are_json() {
         assert!(object["level"].is_string() && object["fields"].is_object(), "{line}");
     }
 }
+
+#[tokio::test]
+async fn a_sighup_while_the_gateway_starts_waits_for_it_instead_of_killing_it() {
+    let wasm = plugins();
+    let dir = std::env::temp_dir().join(format!("sluice-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gateway.toml");
+    // No compile cache: every plugin compiles, so the start takes a while.
+    let text = format!(
+        "[server]\nplugin_cache = \"\"\n\
+         [plugins.jwt-auth]\npath = \"{wasm}/jwt_auth.wasm\"\nconfig = {{ secret = \"s\" }}\n\
+         [plugins.content-filter]\npath = \"{wasm}/content_filter.wasm\"\nconfig = {{ words = [\"spam\"] }}\n\
+         [plugins.enrich]\npath = \"{wasm}/enrich.wasm\"\n\
+         [[routes]]\npath = \"/ws\"\nplugins = [\"content-filter\", \"enrich\"]\n\
+         [[routes]]\npath = \"/auth\"\nplugins = [\"jwt-auth\"]\n",
+        wasm = wasm.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut child = sluice()
+        .args(["--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("SLUICE_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, seen) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut log = Vec::new();
+    let addr = 'started: loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the gateway died during its start:\n{}",
+            log.join("\n")
+        );
+        Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+        while let Ok(line) = seen.recv_timeout(std::time::Duration::from_millis(20)) {
+            log.push(line.clone());
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break 'started rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+    };
+    let mut ws = connect(&format!("ws://{addr}/ws"), None).await;
+    subscribe(&mut ws, "still-here").await;
+    let reloaded = loop {
+        let line = seen.recv_timeout(std::time::Duration::from_secs(10)).expect("a log line");
+        if line.contains("SIGHUP: reloading") {
+            break line;
+        }
+    };
+    assert!(reloaded.contains("reloading"));
+    let _ = child.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -232,3 +232,81 @@ async fn admitted_soon(url: &str) -> Ws {
         }
     }
 }
+
+/// One `POST /api/publish` on a kept-alive connection; the status.
+async fn publish_on(tcp: &mut tokio::net::TcpStream, body: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!(
+        "POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        assert_eq!(tcp.read(&mut byte).await.unwrap(), 1, "the connection stays open");
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a content-length");
+    let mut body = vec![0u8; length];
+    tcp.read_exact(&mut body).await.unwrap();
+    head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_publish_api_answers_503_once_the_shutdown_drain_has_begun() {
+    let mut gw = Gateway::start(
+        r#"
+        [api]
+        keys = ["k1"]
+        [[routes]]
+        path = "/ws"
+        "#,
+    )
+    .await;
+    // A subscriber that does not read keeps the drain open a while.
+    let mut ws = connect(&gw.url("/ws"), None).await;
+    subscribe(&mut ws, "late").await;
+    let mut api = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let body = json!({"channel": "late", "data": 1}).to_string();
+    assert_eq!(publish_on(&mut api, &body).await, 200);
+    gw.begin_shutdown();
+    while !gw.state.is_stopping() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Taken now, it would be acknowledged and then reach nobody.
+    assert_eq!(publish_on(&mut api, &body).await, 503);
+    assert_eq!(recv(&mut ws).await["data"], 1);
+}
+
+#[tokio::test]
+async fn a_message_of_max_message_size_reaches_a_queue_of_the_same_size() {
+    let gw = Gateway::start(
+        r#"
+        [server]
+        max_message_size = "4KiB"
+        send_queue = "4KiB"
+        [api]
+        keys = ["k1"]
+        [[routes]]
+        path = "/ws"
+        "#,
+    )
+    .await;
+    let mut ws = connect(&gw.url("/ws"), None).await;
+    subscribe(&mut ws, "big").await;
+    // `data` of exactly 4 KiB: the frame around it is larger than the queue.
+    let data = json!("x".repeat(4096 - 2));
+    let body = json!({"channel": "big", "data": data}).to_string();
+    let (status, answer) = api_publish(gw.addr, Some("k1"), &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let message = recv(&mut ws).await;
+    assert_eq!(message["data"], data, "delivered, not closed as a slow consumer");
+    publish(&mut connect(&gw.url("/ws"), None).await, "big", json!("after")).await;
+    assert_eq!(recv(&mut ws).await["data"], "after");
+}

@@ -193,3 +193,43 @@ async fn with_watch_a_changed_config_file_is_reloaded() {
     assert!(!passes(&mut ws, "eggs").await);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A copy of the enrich plugin made unique by a custom section, so that no other test
+/// in this process compiles the same bytes; its path and content hash.
+fn unique_enrich(dir: &std::path::Path, tag: &str) -> (std::path::PathBuf, [u8; 32]) {
+    use sha2::Digest;
+    let mut bytes = std::fs::read(plugins().join("enrich.wasm")).unwrap();
+    let name = b"sluice-test";
+    let payload = format!("{tag}-{}", std::process::id());
+    let size = 1 + name.len() + payload.len();
+    assert!(size < 128 && name.len() < 128, "one-byte LEB128 lengths");
+    bytes.extend_from_slice(&[0, size as u8, name.len() as u8]);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(payload.as_bytes());
+    let path = dir.join(format!("enrich-{tag}.wasm"));
+    std::fs::write(&path, &bytes).unwrap();
+    (path, sha2::Sha256::digest(&bytes).into())
+}
+
+#[tokio::test]
+async fn a_replaced_plugin_file_is_not_kept_compiled_after_the_reload() {
+    let dir = std::env::temp_dir().join(format!("sluice-reload-compiled-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = |path: &std::path::Path| {
+        format!(
+            "[server]\nplugin_cache = \"\"\n[plugins.stamp]\npath = \"{}\"\n[[routes]]\npath = \"/ws\"\nplugins = [\"stamp\"]\n",
+            path.display()
+        )
+    };
+    let (a, hash_a) = unique_enrich(&dir, "a");
+    let gw = Gateway::start(&text(&a)).await;
+    assert!(sluice::plugin::is_compiled(&hash_a));
+    let (b, hash_b) = unique_enrich(&dir, "b");
+    let report = gw.state.reload(config(&text(&b))).await.unwrap();
+    assert_eq!(report.plugins.loaded, ["stamp"], "{report:?}");
+    assert!(sluice::plugin::is_compiled(&hash_b));
+    assert!(!sluice::plugin::is_compiled(&hash_a), "the replaced version was forgotten");
+    let mut ws = connect(&gw.url("/ws"), None).await;
+    subscribe(&mut ws, "x").await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

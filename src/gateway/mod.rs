@@ -104,8 +104,13 @@ pub struct ApiAccess {
     pub route: Arc<Route>,
 }
 
+/// Compares the sha256 digests of both sides, in constant time: the time depends neither
+/// on where they differ nor on the key's length (comparing the raw bytes would return at
+/// once for a guess of the wrong length, and so tell the length).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// State shared by every connection and the HTTP API.
@@ -282,5 +287,20 @@ impl Gateway {
         let before = self.connections.fetch_add(1, Ordering::AcqRel);
         let guard = ConnGuard(self.clone());
         (before < self.server.max_connections).then(|| (guard, self.next_id.fetch_add(1, Ordering::Relaxed)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Keys;
+
+    #[test]
+    fn only_a_whole_key_is_authorized() {
+        let keys = Keys::new(vec!["secret-key".into(), "other".into()]);
+        assert!(keys.authorized(Some("Bearer secret-key")) && keys.authorized(Some("Bearer other")));
+        for bad in ["Bearer secret", "Bearer secret-key2", "Bearer ", "secret-key", "Bearer Secret-key"] {
+            assert!(!keys.authorized(Some(bad)), "{bad}");
+        }
+        assert!(!keys.authorized(None));
     }
 }

@@ -124,7 +124,12 @@ impl Outbox {
             return false;
         }
         let len = frame.len();
-        if state.queued.fetch_add(len, Ordering::AcqRel) + len > state.cap {
+        // A frame always fits an empty queue: a message of `max_message_size` grows by its
+        // envelope (channel, offset, meta) on the way out, and with `send_queue` set to
+        // `max_message_size` it would otherwise close every recipient. Only frames piling
+        // up behind others make a slow consumer.
+        let before = state.queued.fetch_add(len, Ordering::AcqRel);
+        if before > 0 && before + len > state.cap {
             state.queued.fetch_sub(len, Ordering::AcqRel);
             state.slow.store(true, Ordering::Release);
             // Both the writer and the session wait for this.

@@ -95,6 +95,18 @@ pub fn prepare(
     Ok((PluginPre::new(shared.linker.instantiate_pre(&component)?)?, source))
 }
 
+/// Forgets the compiled components whose content is not in `keep`: a reload that
+/// replaces a plugin's file would otherwise leave every earlier version in memory for the
+/// process's life. (Instances still running an old version hold their own reference.)
+pub fn retain_compiled(keep: &std::collections::HashSet<[u8; 32]>) {
+    shared().compiled.lock().unwrap_or_else(|e| e.into_inner()).retain(|content, _| keep.contains(content));
+}
+
+/// Whether this process holds the compiled component of the content hash `content`.
+pub fn is_compiled(content: &[u8; 32]) -> bool {
+    shared().compiled.lock().unwrap_or_else(|e| e.into_inner()).contains_key(content)
+}
+
 /// Forgets every component compiled by this process, so that the next load reads the
 /// disk cache or compiles again. For tests and benchmarks of the cache; a gateway never
 /// needs it.

@@ -3,9 +3,9 @@
 //! gateway's log ([`super::output`]).
 
 use super::bindings::sluice::plugin::host::{Host, Level};
+use super::limits::Limits;
 use super::output::Output;
 use std::sync::Arc;
-use wasmtime::StoreLimits;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 /// The data a plugin's store carries.
@@ -14,7 +14,7 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     /// The store's memory, table and instance caps.
-    pub limits: StoreLimits,
+    pub limits: Limits,
     /// Epoch ticks the running call may still use; the epoch callback yields to the
     /// executor on every tick and interrupts the guest when none are left.
     pub ticks_left: u64,
@@ -24,7 +24,7 @@ pub struct HostState {
 
 impl HostState {
     /// A state for one instance of `plugin`, capped by `limits`, printing to `output`.
-    pub fn new(plugin: Arc<str>, limits: StoreLimits, output: Arc<Output>) -> Self {
+    pub fn new(plugin: Arc<str>, limits: Limits, output: Arc<Output>) -> Self {
         // The builder grants nothing by default: no preopened dirs, no env, no args,
         // no network. Its clocks are real, though: replace them, so that `now-ms` stays
         // the one clock a plugin has (DESIGN.md). Stdio goes into the log.

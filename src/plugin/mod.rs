@@ -7,6 +7,7 @@ mod cache;
 mod chain;
 mod engine;
 mod host;
+mod limits;
 pub mod metrics;
 mod output;
 mod precompiled;
@@ -15,7 +16,7 @@ mod table;
 
 pub use cache::Source;
 pub use chain::{Chain, Denial, Inbound, Outbound};
-pub use engine::forget_compiled;
+pub use engine::{forget_compiled, is_compiled};
 pub use metrics::{Hook, HookSnapshot, MetricsSnapshot};
 pub use sandbox::{Failure, LoadError, LoadOptions, OutputTooBig, Sandbox};
 pub use table::{Live, PluginChanges, Table};

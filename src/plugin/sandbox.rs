@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
-use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 /// Why a plugin could not be loaded; each names the plugin, the file and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -268,13 +268,7 @@ impl Sandbox {
     }
 
     async fn instantiate(&self) -> Result<(Instance, Hooks), String> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.memory)
-            .instances(self.core_instances)
-            .tables(self.core_instances)
-            .memories(self.core_instances)
-            .table_elements(self.table_elements)
-            .build();
+        let limits = super::limits::Limits::new(self.memory, self.table_elements, self.core_instances);
         let output = Output::new(self.name.clone(), self.budget.clone());
         output.running(Hook::Init);
         let mut store =

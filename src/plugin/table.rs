@@ -111,10 +111,13 @@ impl Live {
     /// Puts `table` in force; chains of routes it lacks are carried over from the old
     /// table, so connections on a route removed from the config keep being filtered.
     pub fn swap(&self, mut table: Table) {
+        let keep = table.plugins.values().map(|p| p.content).collect();
         let mut current = self.0.write().unwrap_or_else(|e| e.into_inner());
         for (path, chain) in &current.chains {
             table.chains.entry(path.clone()).or_insert_with(|| chain.clone());
         }
         *current = Arc::new(table);
+        drop(current);
+        super::engine::retain_compiled(&keep);
     }
 }
