@@ -162,3 +162,36 @@ async fn bad_tags_and_filters_are_refused_with_the_reason() {
     assert!(body.contains("object of strings"), "{body}");
     assert!(body.contains("bad_request"), "{body}");
 }
+
+#[tokio::test]
+async fn data_nested_past_the_host_limit_is_refused_before_any_plugin_sees_it() {
+    let gw = Gateway::start(
+        r#"
+        [api]
+        keys = ["k1"]
+        [plugins.content-filter]
+        path = "{wasm}/content_filter.wasm"
+        config = { words = ["spam"] }
+        [[routes]]
+        path = "/ws"
+        plugins = ["content-filter"]
+        "#,
+    )
+    .await;
+    let mut ws = connect(&gw.url("/ws"), None).await;
+    // The audit's bypass: deeper than the filter's parser goes, with an escaped word.
+    let deep = format!("{}\"sp\\u0061m\"{}", "[".repeat(129), "]".repeat(129));
+    let frame = format!(r#"{{"op":"publish","channel":"x","id":1,"data":{deep}}}"#);
+    futures_util::SinkExt::send(&mut ws, tokio_tungstenite::tungstenite::Message::text(frame)).await.unwrap();
+    let answer = recv(&mut ws).await;
+    assert_eq!(answer["code"], "bad_request", "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("deeper than 64"), "{answer}");
+    let body = format!(r#"{{"channel":"x","data":{deep}}}"#);
+    let (status, body) = api_publish(gw.addr, Some("k1"), &body).await;
+    assert_eq!(status, 400, "{body}");
+    // At the limit it is read, and the escaped word is caught.
+    let at_limit = format!("{}\"sp\\u0061m\"{}", "[".repeat(64), "]".repeat(64));
+    let frame = format!(r#"{{"op":"publish","channel":"x","id":2,"data":{at_limit}}}"#);
+    futures_util::SinkExt::send(&mut ws, tokio_tungstenite::tungstenite::Message::text(frame)).await.unwrap();
+    assert_eq!(recv(&mut ws).await["code"], "forbidden");
+}

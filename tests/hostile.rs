@@ -159,3 +159,58 @@ async fn failure_log_lines_name_the_plugin_and_the_hook() {
     let line = logs.lines().find(|l| l.contains("plugin call failed")).unwrap_or_else(|| panic!("{logs}"));
     assert!(line.contains(r#"plugin="crasher""#) && line.contains("hook=on-inbound"), "{line}");
 }
+
+const BAD_OUTPUT: &str = r#"
+[plugins.bad-closed]
+path = "{wasm}/bad_output.wasm"
+[plugins.bad-open]
+path = "{wasm}/bad_output.wasm"
+on_error = "fail-open"
+[[routes]]
+path = "/closed"
+plugins = ["bad-closed"]
+[[routes]]
+path = "/open"
+plugins = ["bad-open"]
+[[channels]]
+pattern = "*"
+exclude_publisher = false
+"#;
+
+#[tokio::test]
+async fn output_that_is_not_json_or_meta_that_is_not_an_object_never_reaches_a_frame() {
+    let gw = Gateway::start(BAD_OUTPUT).await;
+    let mut closed = connect(&gw.url("/closed"), None).await;
+    let mut open = connect(&gw.url("/open"), None).await;
+    subscribe(&mut closed, "feed").await;
+    subscribe(&mut open, "feed").await;
+
+    // Inbound: a replacement that is not JSON fails the call, so the policy applies.
+    let answer = publish(&mut closed, "feed", json!("bad-data")).await;
+    assert_eq!(
+        (answer["op"].as_str(), answer["code"].as_str()),
+        (Some("error"), Some("unavailable")),
+        "{answer}"
+    );
+    let answer = publish(&mut open, "feed", json!("bad-data")).await;
+    assert_eq!(answer["op"], "reply", "fail-open skips the plugin: {answer}");
+    for ws in [&mut closed, &mut open] {
+        assert_eq!(recv(ws).await["data"], "bad-data", "the original data, never `{{not json`");
+    }
+
+    // Outbound: fail-closed drops the message for its route, fail-open delivers it as if
+    // the plugin had passed; every frame either side gets is valid JSON with known keys.
+    let mut publisher = connect(&gw.url("/open"), None).await;
+    for case in ["meta-array", "meta-inject", "data-broken", "data-deep"] {
+        assert_eq!(publish(&mut publisher, "feed", json!(case)).await["op"], "reply");
+        let got = recv(&mut open).await;
+        assert_eq!(got["data"], case, "{got}");
+        let keys: Vec<&str> = got.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["channel", "data", "offset", "op"], "no meta, no injected key: {got}");
+    }
+    assert_eq!(publish(&mut publisher, "feed", json!("fine")).await["op"], "reply");
+    assert_eq!(recv(&mut closed).await["data"], "fine", "the closed route dropped the bad ones only");
+    assert_eq!(recv(&mut open).await["data"], "fine");
+    let failures = metrics(&gw, "bad-closed").hook(Hook::OnOutbound).errors;
+    assert_eq!(failures, 4, "each refused output counts as a failed call");
+}

@@ -38,6 +38,7 @@ impl Gateway {
         if data.len() > limit {
             return Err(Refusal::TooBig { size: data.len(), limit });
         }
+        protocol::check_depth(data).map_err(Refusal::BadRequest)?;
         // A connection always reaches the same plugin instance; backends spread out.
         let key = connection.map_or_else(|| self.backend_calls.fetch_add(1, Ordering::Relaxed), |c| c.id);
         let message = InboundMessage {

@@ -45,9 +45,23 @@ impl WasiView for HostState {
 }
 
 impl Host for HostState {
+    /// Held to the plugin's line budget (shared with its stdio), cut at `MAX_LINE` bytes,
+    /// at most [`MAX_FIELDS`] fields of [`MAX_FIELD`] bytes, and escaped, so that a plugin
+    /// that echoes attacker input can neither flood the log nor forge lines in it.
     fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
+        let enabled = match level {
+            Level::Trace => tracing::enabled!(tracing::Level::TRACE),
+            Level::Debug => tracing::enabled!(tracing::Level::DEBUG),
+            Level::Info => tracing::enabled!(tracing::Level::INFO),
+            Level::Warn => tracing::enabled!(tracing::Level::WARN),
+            Level::Error => tracing::enabled!(tracing::Level::ERROR),
+        };
+        if !enabled || !self.output.may_log() {
+            return;
+        }
         let plugin = &*self.plugin;
-        let fields = Fields(&fields);
+        let message = cut(&message, super::output::MAX_LINE).escape_debug();
+        let fields = Fields(&fields[..fields.len().min(MAX_FIELDS)]);
         match level {
             Level::Trace => tracing::trace!(plugin, %fields, "{message}"),
             Level::Debug => tracing::debug!(plugin, %fields, "{message}"),
@@ -88,13 +102,43 @@ impl HostMonotonicClock for Frozen {
     }
 }
 
+/// Fields one `log` call keeps; the rest are dropped.
+pub const MAX_FIELDS: usize = 16;
+/// Bytes of one field's key or value kept.
+pub const MAX_FIELD: usize = 256;
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 struct Fields<'a>(&'a [(String, String)]);
 
 impl std::fmt::Display for Fields<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         for (i, (k, v)) in self.0.iter().enumerate() {
+            let (k, v) = (cut(k, MAX_FIELD).escape_debug(), cut(v, MAX_FIELD));
             write!(f, "{}{k}={v:?}", if i == 0 { "" } else { " " })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_cut_and_escaped() {
+        let fields = [("a\nb".to_owned(), "x".repeat(1000)), ("k".to_owned(), "line\nforged".to_owned())];
+        let text = Fields(&fields).to_string();
+        assert!(text.starts_with("a\\nb=\""), "{text}");
+        assert!(text.contains(&format!("{}\" k=", "x".repeat(MAX_FIELD))), "{text}");
+        assert!(text.ends_with("k=\"line\\nforged\""), "{text}");
+        assert_eq!(cut("héllo", 2), "h");
     }
 }

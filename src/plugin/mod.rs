@@ -18,5 +18,5 @@ pub use cache::Source;
 pub use chain::{Chain, Denial, Inbound, Outbound};
 pub use engine::{forget_compiled, is_compiled};
 pub use metrics::{Hook, HookSnapshot, MetricsSnapshot};
-pub use sandbox::{Failure, LoadError, LoadOptions, OutputTooBig, Sandbox};
+pub use sandbox::{Failure, LoadError, LoadOptions, OutputInvalid, OutputTooBig, Sandbox};
 pub use table::{Live, PluginChanges, Table};

@@ -2,6 +2,7 @@
 //! `print`): split into lines and logged under the plugin's name and the hook that was
 //! running, each line cut at [`MAX_LINE`] bytes, and all instances of one plugin held to
 //! [`PER_SECOND`] lines a second (bursts of [`BURST`]); what is dropped is counted and said.
+//! The host `log` function draws on the same budget ([`Output::may_log`]).
 
 use super::metrics::Hook;
 use bytes::Bytes;
@@ -74,6 +75,24 @@ impl Output {
     /// Stdio for an instance of `plugin`, drawing on the plugin's `budget`.
     pub fn new(plugin: Arc<str>, budget: Arc<Budget>) -> Arc<Self> {
         Arc::new(Self { plugin, budget, hook: AtomicU8::new(0), lines: Default::default() })
+    }
+
+    /// Takes one line of the plugin's budget for a host `log` call (stdio and `log` share
+    /// it); `false` when it is spent, and the line is dropped and counted.
+    pub fn may_log(&self) -> bool {
+        match self.budget.take() {
+            Some(dropped) => {
+                if dropped > 0 {
+                    tracing::warn!(
+                        plugin = &*self.plugin,
+                        dropped,
+                        "plugin logged too fast; lines were dropped"
+                    );
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// Tags what is printed from now on with `hook`.

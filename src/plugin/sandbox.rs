@@ -47,6 +47,9 @@ pub enum Failure {
     BackingOff,
     /// The guest returned more than the host accepts (see [`OutputTooBig`]).
     TooBig,
+    /// The guest returned `data` that is not JSON, or `meta` that is not a JSON object
+    /// (see [`OutputInvalid`]).
+    BadOutput,
 }
 
 impl Failure {
@@ -57,6 +60,7 @@ impl Failure {
             Failure::Trap => "trap",
             Failure::BackingOff => "backing-off",
             Failure::TooBig => "too-big",
+            Failure::BadOutput => "bad-output",
         }
     }
 }
@@ -93,6 +97,13 @@ pub struct OutputTooBig {
     /// Bytes allowed.
     pub limit: usize,
 }
+
+/// A hook's output that cannot go into a frame: replacement `data` that is not JSON, or
+/// `meta` that is not a JSON object. Like [`OutputTooBig`], the instance is kept and the
+/// plugin's policy applies.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OutputInvalid(pub &'static str);
 
 struct Instance {
     store: Store<HostState>,
@@ -429,10 +440,15 @@ impl Sandbox {
             Ok(Err(error)) => (error, false),
             Err(_) => (wasmtime::Error::msg("the call ran past its deadline waiting in a host call"), true),
         };
-        if error.is::<OutputTooBig>() {
+        let refused = if error.is::<OutputTooBig>() {
+            Some(Failure::TooBig)
+        } else {
+            error.is::<OutputInvalid>().then_some(Failure::BadOutput)
+        };
+        if let Some(failure) = refused {
             self.metrics.record(hook, Outcome::Error, Some(elapsed));
             tracing::warn!(plugin = &*self.name, %hook, error = %error, "plugin output refused; its instance is kept");
-            return Err(Failure::TooBig);
+            return Err(failure);
         }
         let timed_out = stuck || matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt));
         let (failure, outcome) =
@@ -481,6 +497,7 @@ impl Sandbox {
                 let verdict = handler.call_on_inbound(store, message).await?;
                 if let InboundVerdict::Replace(data) = &verdict {
                     self.check_output(Some(data))?;
+                    check_json(Some(data), false)?;
                 }
                 Reply::Inbound(verdict)
             }
@@ -488,6 +505,8 @@ impl Sandbox {
                 let verdict = handler.call_on_outbound(store, message).await?;
                 self.check_output(verdict.data.as_deref())?;
                 self.check_output(verdict.meta.as_deref())?;
+                check_json(verdict.data.as_deref(), false)?;
+                check_json(verdict.meta.as_deref(), true)?;
                 Reply::Outbound(verdict)
             }
             Call::Disconnect(connection, reason) => {
@@ -496,6 +515,27 @@ impl Sandbox {
             }
         })
     }
+}
+
+/// Checks a plugin's replacement `data` (any JSON, within [`crate::protocol::MAX_DATA_DEPTH`])
+/// or `meta` (a JSON object): both are spliced into frames as they are, so anything else
+/// would send clients broken JSON or extra keys.
+fn check_json(text: Option<&str>, object: bool) -> wasmtime::Result<()> {
+    let Some(text) = text else { return Ok(()) };
+    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        return Err(wasmtime::Error::new(OutputInvalid(if object {
+            "`meta` is not valid JSON"
+        } else {
+            "replacement `data` is not valid JSON"
+        })));
+    }
+    if object && !text.trim_start().starts_with('{') {
+        return Err(wasmtime::Error::new(OutputInvalid("`meta` is not a JSON object")));
+    }
+    if crate::protocol::check_depth(text).is_err() {
+        return Err(wasmtime::Error::new(OutputInvalid("output nests too deep")));
+    }
+    Ok(())
 }
 
 fn micros_since(epoch: Instant) -> u64 {

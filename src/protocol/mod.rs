@@ -175,6 +175,41 @@ pub fn decode(text: &str) -> Result<Request<'_>, DecodeError<'_>> {
     }
 }
 
+/// Deepest nesting of arrays and objects a message's `data` may have. Plugins parse
+/// `data` with their own JSON parsers, whose limits differ (serde_json stops at 128): a
+/// filter that cannot parse a message must not be the one to decide on it, so the host
+/// refuses what some plugin might not read.
+pub const MAX_DATA_DEPTH: usize = 64;
+
+/// Checks that JSON text nests at most [`MAX_DATA_DEPTH`] deep (one pass, no parsing:
+/// the text is already known to be JSON).
+pub fn check_depth(json: &str) -> Result<(), String> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in json.as_bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DATA_DEPTH {
+                    return Err(format!("`data` nests deeper than {MAX_DATA_DEPTH} levels"));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Longest channel name, in bytes.
 pub const MAX_CHANNEL_LEN: usize = 255;
 
@@ -314,6 +349,17 @@ mod tests {
             let e = decode(bad).unwrap_err();
             assert!(e.code == ErrorCode::BadRequest && e.message.contains(why), "{bad}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn depth_is_counted_outside_strings_only() {
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        assert!(check_depth(&nested(MAX_DATA_DEPTH)).is_ok());
+        assert!(check_depth(&nested(MAX_DATA_DEPTH + 1)).is_err());
+        let brackets_in_text = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(200), "{".repeat(200));
+        assert!(check_depth(&brackets_in_text).is_ok());
+        assert!(check_depth(&format!(r#"[{{"k":{}}}]"#, nested(MAX_DATA_DEPTH - 2))).is_ok());
+        assert!(check_depth(&format!(r#"[{{"k":{}}}]"#, nested(MAX_DATA_DEPTH - 1))).is_err());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Config (shown as JSON): `{ "words": ["..."], "max_size": 4096 }`.
 //! - `words` (required, may be empty): matched case-insensitively as substrings of every
 //!   string in the message's `data`, object keys included, after JSON unescaping (so
-//!   `"b\u0061d"` is caught as `bad`). Data that is not JSON is matched as raw text.
+//!   `"b\u0061d"` is caught as `bad`). Data it cannot parse (the gateway limits nesting
+//!   to 64 levels, well within the parser's 128, so this should not happen) is dropped:
+//!   a filter never falls back to a weaker check.
 //! - `max_size` (optional, no limit by default): the largest `data` JSON text, in bytes.
 //!
 //! Both client and backend messages are checked; the size first, so an oversized message
@@ -59,7 +61,7 @@ impl Plugin for ContentFilter {
         }
         let blocked = match message.data_json() {
             Ok(data) => self.blocked_in_value(&data),
-            Err(_) => self.blocked_in_text(&message.data),
+            Err(_) => return InboundVerdict::Drop("message data cannot be checked".into()),
         };
         if blocked {
             host::debug(
@@ -117,6 +119,15 @@ mod tests {
         assert_eq!(plugin.on_inbound(&inbound(r#""sp\u0061m""#)), dropped, "escapes decoded");
         assert_eq!(plugin.on_inbound(&inbound(r#"{"text":"hello"}"#)), InboundVerdict::Pass);
         assert_eq!(plugin.on_inbound(&inbound("12345")), InboundVerdict::Pass);
+    }
+
+    #[test]
+    fn data_it_cannot_parse_is_dropped_not_matched_as_text() {
+        let mut plugin = filter(json!({ "words": ["spam"] }));
+        let deep = format!("{}\"sp\\u0061m\"{}", "[".repeat(129), "]".repeat(129));
+        let cannot = InboundVerdict::Drop("message data cannot be checked".into());
+        assert_eq!(plugin.on_inbound(&inbound(&deep)), cannot, "no fallback to raw text");
+        assert_eq!(plugin.on_inbound(&inbound("{not json")), cannot);
     }
 
     #[test]
