@@ -84,3 +84,38 @@ fn damaged_or_foreign_entries_are_ignored_and_rebuilt() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&other);
 }
+
+#[test]
+fn a_cache_others_may_write_to_is_never_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("open");
+    forget_compiled();
+    assert_eq!(load("enrich", "{}", &dir), Source::Compiled);
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let entry = entries(&dir).pop().unwrap();
+    assert_eq!((mode(&dir), mode(&entry)), (0o700, 0o600), "created private");
+
+    // A world-writable folder: anyone could have planted the entry.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    forget_compiled();
+    assert_eq!(load("enrich", "{}", &dir), Source::Compiled, "not read from an open folder");
+    // A private folder, but an entry others may write to.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+    forget_compiled();
+    assert_eq!(load("enrich", "{}", &dir), Source::Compiled, "not read from an open entry");
+    // A symlink in place of the entry.
+    let elsewhere = dir.with_extension("planted");
+    std::fs::rename(&entry, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &entry).unwrap();
+    forget_compiled();
+    assert_eq!(load("enrich", "{}", &dir), Source::Compiled, "not read through a symlink");
+    // Put right, it is read again.
+    std::fs::remove_file(&entry).unwrap();
+    std::fs::rename(&elsewhere, &entry).unwrap();
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o600)).unwrap();
+    forget_compiled();
+    assert_eq!(load("enrich", "{}", &dir), Source::Disk);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,11 +1,17 @@
 //! The compile cache on disk: one file per compiled component, named by a hash of the
 //! wasm bytes and the engine's compatibility hash, written atomically, and never trusted
 //! without checking (see [`super::precompiled`]). A bad entry is logged and replaced.
+//!
+//! Whoever can write to the folder can run code in the gateway, so the folder is created
+//! `0700` and entries `0600`, and neither is read unless it belongs to this process's user
+//! (or root) and nobody else may write to it; otherwise the cache is skipped, with a
+//! warning naming the path and the reason.
 
 use super::precompiled;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::Engine;
@@ -59,6 +65,15 @@ pub fn entry_path(dir: &Path, key: &[u8; 32]) -> PathBuf {
 /// an unreadable, corrupt or foreign one is logged and ignored.
 pub fn read(engine: &Engine, dir: &Path, key: &[u8; 32]) -> Option<Component> {
     let path = entry_path(dir, key);
+    if !path.exists() {
+        return None;
+    }
+    for (checked, what) in [(dir, "folder"), (&*path, "entry")] {
+        if let Err(reason) = trusted(checked) {
+            tracing::warn!(path = %checked.display(), %reason, "compile cache {what} not trusted; recompiling");
+            return None;
+        }
+    }
     let entry = match std::fs::read(&path) {
         Ok(entry) => entry,
         Err(e) if e.kind() == ErrorKind::NotFound => return None,
@@ -76,6 +91,24 @@ pub fn read(engine: &Engine, dir: &Path, key: &[u8; 32]) -> Option<Component> {
     }
 }
 
+/// Why `path` (the folder or an entry) must not be trusted, if so: not ours (nor
+/// root's), writable by group or others, or a symlink.
+fn trusted(path: &Path) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    if meta.file_type().is_symlink() {
+        return Err("is a symbolic link".into());
+    }
+    // /proc/self belongs to the process's effective user (no libc call needed).
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    if meta.uid() != 0 && me.is_some_and(|me| meta.uid() != me) {
+        return Err(format!("owned by uid {}, not this process's user", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!("writable by group or others (mode {:o})", meta.mode() & 0o777));
+    }
+    Ok(())
+}
+
 /// Writes `component` under `key`: to a temporary file first, then renamed into place,
 /// so that readers see a whole entry or none. Failures are logged, never fatal.
 pub fn write(dir: &Path, key: &[u8; 32], component: &Component) {
@@ -89,8 +122,11 @@ pub fn write(dir: &Path, key: &[u8; 32], component: &Component) {
     ));
     let written =
         component.serialize().map_err(|e| std::io::Error::other(format!("{e:#}"))).and_then(|payload| {
-            std::fs::create_dir_all(dir)?;
-            std::fs::write(&temp, precompiled::seal(key, &payload))?;
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            trusted(dir).map_err(std::io::Error::other)?;
+            let mut file =
+                std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
+            std::io::Write::write_all(&mut file, &precompiled::seal(key, &payload))?;
             std::fs::rename(&temp, &path)
         });
     if let Err(e) = written {
