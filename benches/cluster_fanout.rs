@@ -107,7 +107,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("sluice-cluster-fanout-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (mut server, port) = nats(&dir);
-    let base = "[server]\nmax_connections = 5000\n[api]\nkeys = [\"bench\"]\n[[channels]]\npattern = \"*\"\nhistory_size = 100\n[[routes]]\npath = \"/ws\"\n";
+    let base = "[server]\nmax_connections = 5000\nmax_pending_connections = 5000\n[api]\nkeys = [\"bench\"]\n[[channels]]\npattern = \"*\"\nhistory_size = 100\n[[routes]]\npath = \"/ws\"\n";
     std::fs::write(dir.join("memory.toml"), base).unwrap();
     std::fs::write(
         dir.join("nats.toml"),

@@ -23,7 +23,11 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("sluice-idle-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("idle.toml");
-    std::fs::write(&config, "[server]\nmax_connections = 100000\n[[routes]]\npath = \"/ws\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "[server]\nmax_connections = 100000\nmax_pending_connections = 100000\n[[routes]]\npath = \"/ws\"\n",
+    )
+    .unwrap();
     let bin = env!("CARGO_BIN_EXE_sluice");
     let mut child = Command::new(bin)
         .args(["--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])

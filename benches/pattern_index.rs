@@ -78,7 +78,7 @@ fn main() {
     let config = dir.join("gateway.toml");
     std::fs::write(
         &config,
-        "[server]\nmax_connections = 20000\nheartbeat_interval = \"5m\"\nclient_timeout = \"10m\"\n\
+        "[server]\nmax_connections = 20000\nmax_pending_connections = 20000\npublish_rate = 0\nsubscribe_rate = 0\nheartbeat_interval = \"5m\"\nclient_timeout = \"10m\"\n\
          [api]\nkeys = [\"bench\"]\n[[routes]]\npath = \"/ws\"\n",
     )
     .unwrap();

@@ -110,7 +110,7 @@ fn main() {
     let cert = params.self_signed(&key).unwrap();
     std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-    let base = "[server]\nmax_connections = 5000\n[api]\nkeys = [\"bench\"]\n[[routes]]\npath = \"/ws\"\n";
+    let base = "[server]\nmax_connections = 5000\nmax_pending_connections = 5000\n[api]\nkeys = [\"bench\"]\n[[routes]]\npath = \"/ws\"\n";
     std::fs::write(dir.join("plain.toml"), base).unwrap();
     std::fs::write(
         dir.join("tls.toml"),

@@ -62,6 +62,7 @@ pub fn status(refusal: &Refusal) -> StatusCode {
         Refusal::Forbidden(_) | Refusal::Closed { .. } => StatusCode::FORBIDDEN,
         Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Refusal::NotSubscribed(_) | Refusal::AlreadySubscribed(_) | Refusal::Limit(_) => StatusCode::CONFLICT,
+        Refusal::Full(_) | Refusal::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 

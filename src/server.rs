@@ -3,7 +3,8 @@
 //! sessions, and shuts down gracefully.
 
 use crate::config::{Config, ServerConfig};
-use crate::gateway::{Gateway, ServeError};
+use crate::gateway::admission::Pending;
+use crate::gateway::{Gateway, Refused, ServeError};
 use crate::plugin::bindings::{ConnectRequest, Connection};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -54,7 +55,13 @@ pub async fn serve_gateway(listener: TcpListener, gateway: Arc<Gateway>, shutdow
             accepted = listener.accept() => match accepted {
                 Ok((tcp, remote)) => {
                     let _ = tcp.set_nodelay(true);
-                    tokio::spawn(connection(gateway.clone(), tcp, remote));
+                    match gateway.admission.pending() {
+                        Some(pending) => drop(tokio::spawn(connection(gateway.clone(), tcp, remote, pending))),
+                        None => {
+                            gateway.metrics.refused_connections.inc();
+                            tokio::spawn(busy(tcp, gateway.tls.current().is_some()));
+                        }
+                    }
                 }
                 Err(e) => {
                     // Out of descriptors, usually: back off briefly rather than spin.
@@ -71,7 +78,30 @@ pub async fn serve_gateway(listener: TcpListener, gateway: Arc<Gateway>, shutdow
     tracing::info!(left = gateway.connections(), "stopped");
 }
 
-async fn connection(gateway: Arc<Gateway>, tcp: tokio::net::TcpStream, remote: SocketAddr) {
+/// Answers a connection over `max_pending_connections` with a 503 and closes it (over
+/// TLS, closes it: a plaintext answer would be noise to a TLS client).
+async fn busy(mut tcp: tokio::net::TcpStream, tls: bool) {
+    use tokio::io::AsyncWriteExt;
+    tracing::debug!("too many connections in progress: refused one");
+    if !tls {
+        let body = "too many connections in progress\n";
+        let answer = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+             content-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{body}",
+            body.len()
+        );
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(1), tcp.write_all(answer.as_bytes())).await;
+    }
+}
+
+/// Serves one TCP connection; `_pending` counts it until it is upgraded or ends.
+async fn connection(
+    gateway: Arc<Gateway>,
+    tcp: tokio::net::TcpStream,
+    remote: SocketAddr,
+    _pending: Pending,
+) {
     let timeout = gateway.server.handshake_timeout.0;
     let Some(tls) = gateway.tls.current() else {
         return http(gateway, tcp, remote, false).await;
@@ -157,9 +187,16 @@ async fn handle(
         rejected("shutdown");
         return text(StatusCode::SERVICE_UNAVAILABLE, "gateway shutting down");
     }
-    let Some((guard, id)) = gateway.admit() else {
-        rejected("limit");
-        return text(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
+    let (guard, id) = match gateway.admit(remote.ip()) {
+        Ok(admitted) => admitted,
+        Err(Refused::Full) => {
+            rejected("limit");
+            return text(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
+        }
+        Err(Refused::PerIp) => {
+            rejected("per_ip");
+            return text(StatusCode::TOO_MANY_REQUESTS, "too many connections from this address");
+        }
     };
     let mut request = ConnectRequest {
         connection: Connection { id, identity: None, remote_addr: remote.to_string() },

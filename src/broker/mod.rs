@@ -10,7 +10,7 @@
 mod memory;
 mod nats;
 
-pub use memory::MemoryBroker;
+pub use memory::{Caps, MemoryBroker};
 pub use nats::NatsBroker;
 
 use crate::plugin::bindings::Identity;
@@ -89,6 +89,19 @@ pub enum BrokerError {
     /// The broker cannot be reached or is shutting down.
     #[error("broker unavailable: {0}")]
     Unavailable(String),
+    /// A cap of `[server]` (`max_channels`) would be passed.
+    #[error("{0}")]
+    Full(String),
+}
+
+impl Publication {
+    /// Bytes of memory a kept copy costs, roughly: its data, tags and identity, and a
+    /// fixed overhead for the record and its queue slot.
+    pub fn cost(&self) -> usize {
+        let identity = self.publisher.as_ref().map_or(0, |i| i.subject.len() + i.claims.len());
+        let tags: usize = self.tags.iter().map(|(k, v)| k.len() + v.len() + 48).sum();
+        self.data.len() + identity + tags + 128
+    }
 }
 
 /// Where channels live. Every method is a future, so that a networked broker waits for
@@ -120,4 +133,16 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Whether it can take publications now (for `/readyz`).
     fn ready(&self) -> BoxFuture<'_, bool>;
+
+    /// Bytes of history it holds in this process (`sluice_history_bytes`); 0 for a broker
+    /// that keeps history elsewhere.
+    fn history_bytes(&self) -> u64 {
+        0
+    }
+
+    /// Messages delivered but not kept in history because `max_history_bytes` was reached
+    /// (`sluice_history_skipped_total`).
+    fn history_skipped(&self) -> u64 {
+        0
+    }
 }

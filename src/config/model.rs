@@ -63,6 +63,27 @@ pub struct ServerConfig {
     pub client_timeout: Duration,
     /// `max_channels_per_connection = 128`: further subscribes get a `limit` error.
     pub max_channels_per_connection: usize,
+    /// `max_channels = 100000`: channels the embedded broker holds at once; a publish or
+    /// subscribe that would create one more gets a `limit` error (HTTP 429).
+    pub max_channels: usize,
+    /// `max_history_bytes = "256MiB"`: bytes of history the embedded broker keeps over
+    /// all channels; past it, new messages are delivered but not kept (a recovery that
+    /// needs one is refused, never partial), counted in `sluice_history_skipped_total`.
+    pub max_history_bytes: ByteSize,
+    /// `publish_rate = 500`: publications one connection may make per second (bursts of
+    /// as many); more get a `rate_limited` error. 0: no limit.
+    pub publish_rate: u32,
+    /// `subscribe_rate = 200`: subscribes one connection may make per second (bursts of
+    /// as many); more get a `rate_limited` error. 0: no limit; else at least
+    /// `max_channels_per_connection`, so that a reconnecting client resubscribes at once.
+    pub subscribe_rate: u32,
+    /// `max_connections_per_ip = 0`: WebSocket connections from one IP address; further
+    /// upgrades get HTTP 429. 0 (the default): no limit, since clients behind a proxy or
+    /// NAT share one address.
+    pub max_connections_per_ip: usize,
+    /// `max_pending_connections = 4096`: TCP connections not (yet) upgraded to WebSocket
+    /// (handshakes in progress, API clients); one more is answered 503 and closed at once.
+    pub max_pending_connections: usize,
     /// `shutdown_grace = "10s"`: time given to flush queues and close clients on shutdown.
     pub shutdown_grace: Duration,
     /// `plugin_cache = ".sluice-cache"`: folder for compiled plugins, relative to the config
@@ -125,6 +146,12 @@ impl Default for ServerConfig {
             heartbeat_interval: Duration::secs(25),
             client_timeout: Duration::secs(60),
             max_channels_per_connection: 128,
+            max_channels: 100_000,
+            max_history_bytes: ByteSize(256 * 1024 * 1024),
+            publish_rate: 500,
+            subscribe_rate: 200,
+            max_connections_per_ip: 0,
+            max_pending_connections: 4096,
             shutdown_grace: Duration::secs(10),
             plugin_cache: PathBuf::from(".sluice-cache"),
             watch: None,

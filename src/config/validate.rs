@@ -19,6 +19,22 @@ pub(super) fn check(config: &Config, spans: &Spans, report: &mut dyn FnMut(Range
     if server.max_connections == 0 {
         report(at.clone(), "server.max_connections", "must be at least 1".into());
     }
+    if server.max_channels == 0 {
+        report(at.clone(), "server.max_channels", "must be at least 1".into());
+    }
+    if server.subscribe_rate != 0 && (server.subscribe_rate as usize) < server.max_channels_per_connection {
+        report(
+            at.clone(),
+            "server.subscribe_rate",
+            format!(
+                "must be 0 or at least max_channels_per_connection ({}): a reconnecting client resubscribes all its channels at once",
+                server.max_channels_per_connection
+            ),
+        );
+    }
+    if server.max_pending_connections == 0 {
+        report(at.clone(), "server.max_pending_connections", "must be at least 1".into());
+    }
     if server.heartbeat_interval.0.is_zero() {
         report(at.clone(), "server.heartbeat_interval", "must be longer than 0s".into());
     }

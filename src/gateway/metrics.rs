@@ -25,6 +25,8 @@ pub struct Metrics {
     pub closes: Family<Labels, Counter>,
     /// Connections closed with 4008.
     pub slow_consumer_closes: Counter,
+    /// TCP connections refused at `max_pending_connections`.
+    pub refused_connections: Counter,
     /// Messages the broker accepted, by `origin` (client, backend).
     pub publications: Family<Labels, Counter>,
     /// Frames queued to subscribers.
@@ -56,6 +58,7 @@ impl Default for Metrics {
             disconnects: Family::default(),
             closes: Family::default(),
             slow_consumer_closes: Counter::default(),
+            refused_connections: Counter::default(),
             publications,
             deliveries: Counter::default(),
             refusals: Family::default(),
@@ -89,6 +92,12 @@ pub struct Gauges {
     pub queued_bytes: i64,
     /// Channels the broker holds.
     pub channels: i64,
+    /// TCP connections not upgraded.
+    pub pending: i64,
+    /// Bytes of history the embedded broker holds.
+    pub history_bytes: i64,
+    /// Messages not kept because `max_history_bytes` was reached.
+    pub history_skipped: u64,
     /// Every plugin's counters.
     pub plugins: Vec<MetricsSnapshot>,
 }
@@ -108,6 +117,11 @@ impl Metrics {
             "sluice_slow_consumer_closes",
             "Connections closed with 4008 for falling behind",
             self.slow_consumer_closes.clone(),
+        );
+        registry.register(
+            "sluice_pending_refusals",
+            "TCP connections refused at max_pending_connections",
+            self.refused_connections.clone(),
         );
         registry.register("sluice_publications", "Messages published, by origin", self.publications.clone());
         registry.register("sluice_deliveries", "Frames queued to subscribers", self.deliveries.clone());
@@ -144,6 +158,15 @@ impl Collector for Gauges {
         gauge(&mut encoder, "sluice_connections", "Open WebSocket connections", self.connections)?;
         gauge(&mut encoder, "sluice_queued_bytes", "Bytes waiting in client send queues", self.queued_bytes)?;
         gauge(&mut encoder, "sluice_channels", "Channels the broker holds", self.channels)?;
+        gauge(&mut encoder, "sluice_pending_connections", "TCP connections not upgraded", self.pending)?;
+        gauge(&mut encoder, "sluice_history_bytes", "Bytes of history the broker holds", self.history_bytes)?;
+        let skipped = ConstCounter::new(self.history_skipped);
+        skipped.encode(encoder.encode_descriptor(
+            "sluice_history_skipped",
+            "Messages delivered but not kept: max_history_bytes was reached",
+            None,
+            skipped.metric_type(),
+        )?)?;
         let info = encoder.encode_descriptor("sluice_build", "Build information", None, MetricType::Info)?;
         info_encode(info)?;
 

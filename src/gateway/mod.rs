@@ -5,6 +5,7 @@
 //! Refusals are typed ([`Refusal`]) and mapped to protocol codes here and to HTTP statuses
 //! in `api`, once each.
 
+pub mod admission;
 mod fanout;
 pub mod metrics;
 mod outbox;
@@ -21,7 +22,7 @@ pub use reload::{ReloadError, ReloadReport};
 pub use sessions::{SessionInfo, Sessions, Target};
 pub use subscribers::Subscriber;
 
-use crate::broker::{Broker, BrokerError, ChannelInfo, MemoryBroker, NatsBroker};
+use crate::broker::{Broker, BrokerError, Caps, ChannelInfo, MemoryBroker, NatsBroker};
 use crate::config::{BrokerKind, Config, ServerConfig};
 use crate::plugin::{Chain, Live, LoadError, MetricsSnapshot, Table};
 use fanout::Fanout;
@@ -132,6 +133,8 @@ pub struct Gateway {
     pub tls: tls::Tls,
     /// `[[static]]` mounts, fixed at start.
     pub statics: crate::files::Mounts,
+    /// Connections not yet upgraded, and connections per address.
+    pub admission: admission::Admission,
     /// The config file and `--listen` override that `POST /admin/reload` reads.
     source: Mutex<Option<(PathBuf, Option<String>)>>,
     broker: Arc<dyn Broker>,
@@ -145,13 +148,25 @@ pub struct Gateway {
     stop: watch::Sender<bool>,
 }
 
-/// Holds one connection slot until dropped.
-pub struct ConnGuard(Arc<Gateway>);
+/// Holds one connection slot (and its address's) until dropped.
+pub struct ConnGuard {
+    gateway: Arc<Gateway>,
+    _per_ip: admission::PerIp,
+}
+
+/// Why [`Gateway::admit`] refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// `max_connections` are open.
+    Full,
+    /// Its address has `max_connections_per_ip` open.
+    PerIp,
+}
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        if self.0.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.drained.notify_waiters();
+        if self.gateway.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.gateway.drained.notify_waiters();
         }
     }
 }
@@ -182,7 +197,11 @@ impl Gateway {
         let metrics = Arc::new(Metrics::default());
         let fanout = Arc::new(Fanout::new(config.channels.clone(), metrics.deliveries.clone()));
         let broker: Arc<dyn Broker> = match config.broker.kind {
-            BrokerKind::Memory => MemoryBroker::start(config.channels.clone(), fanout.clone()),
+            BrokerKind::Memory => MemoryBroker::start(
+                config.channels.clone(),
+                Caps::from_server(&config.server),
+                fanout.clone(),
+            ),
             BrokerKind::Nats => NatsBroker::start(&config.broker, config.channels.clone(), fanout.clone())
                 .await
                 .map_err(ServeError::Broker)?,
@@ -194,6 +213,7 @@ impl Gateway {
             sessions: Sessions::default(),
             tls,
             statics,
+            admission: admission::Admission::new(&config.server),
             source: Mutex::new(None),
             broker,
             fanout,
@@ -272,6 +292,9 @@ impl Gateway {
             connections: i64::try_from(self.connections()).unwrap_or(i64::MAX),
             queued_bytes: i64::try_from(self.sessions.queued_bytes()).unwrap_or(i64::MAX),
             channels: i64::try_from(channels).unwrap_or(i64::MAX),
+            pending: i64::try_from(self.admission.pending_count()).unwrap_or(i64::MAX),
+            history_bytes: i64::try_from(self.broker.history_bytes()).unwrap_or(i64::MAX),
+            history_skipped: self.broker.history_skipped(),
             plugins: self.plugin_metrics(),
         };
         self.metrics.encode(gauges)
@@ -282,11 +305,15 @@ impl Gateway {
         self.live.current().plugins().cloned().collect()
     }
 
-    /// A connection slot and a fresh connection id, or `None` at `max_connections`.
-    pub fn admit(self: &Arc<Self>) -> Option<(ConnGuard, u64)> {
+    /// A connection slot for a client at `ip` and a fresh connection id, or why not.
+    pub fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Result<(ConnGuard, u64), Refused> {
+        let per_ip = self.admission.per_ip(ip).ok_or(Refused::PerIp)?;
         let before = self.connections.fetch_add(1, Ordering::AcqRel);
-        let guard = ConnGuard(self.clone());
-        (before < self.server.max_connections).then(|| (guard, self.next_id.fetch_add(1, Ordering::Relaxed)))
+        let guard = ConnGuard { gateway: self.clone(), _per_ip: per_ip };
+        if before >= self.server.max_connections {
+            return Err(Refused::Full);
+        }
+        Ok((guard, self.next_id.fetch_add(1, Ordering::Relaxed)))
     }
 }
 

@@ -66,7 +66,7 @@ impl Gateway {
             }
             Err(e) => {
                 Metrics::count(&self.metrics.broker_errors, "op", "publish");
-                Err(Refusal::Unavailable(e.to_string()))
+                Err(e.into())
             }
         }
     }
@@ -100,10 +100,7 @@ impl Gateway {
                 fanout.join(&pattern, Joining { subscriber, id, snapshot, done });
             }
         });
-        self.broker
-            .subscribe(channel, recover, join)
-            .await
-            .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+        self.broker.subscribe(channel, recover, join).await.map_err(Refusal::from)?;
         // The reply and recovered messages are queued once the lane reaches the join.
         let _ = joined.await;
         Ok(())

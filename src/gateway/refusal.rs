@@ -44,6 +44,26 @@ pub enum Refusal {
     /// Over `max_channels_per_connection`.
     #[error("at most {0} subscriptions per connection")]
     Limit(usize),
+    /// A cap of the whole gateway (`max_channels`) would be passed.
+    #[error("{0}")]
+    Full(String),
+    /// Over `publish_rate` or `subscribe_rate`.
+    #[error("over {rate} {op}s per second on this connection; slow down")]
+    RateLimited {
+        /// `publish` or `subscribe`.
+        op: &'static str,
+        /// The limit.
+        rate: u32,
+    },
+}
+
+impl From<crate::broker::BrokerError> for Refusal {
+    fn from(error: crate::broker::BrokerError) -> Self {
+        match error {
+            crate::broker::BrokerError::Full(why) => Refusal::Full(why),
+            other => Refusal::Unavailable(other.to_string()),
+        }
+    }
 }
 
 impl Refusal {
@@ -58,7 +78,8 @@ impl Refusal {
             Refusal::Unavailable(_) => ErrorCode::Unavailable,
             Refusal::NotSubscribed(_) => ErrorCode::NotSubscribed,
             Refusal::AlreadySubscribed(_) => ErrorCode::AlreadySubscribed,
-            Refusal::Limit(_) => ErrorCode::Limit,
+            Refusal::Limit(_) | Refusal::Full(_) => ErrorCode::Limit,
+            Refusal::RateLimited { .. } => ErrorCode::RateLimited,
         }
     }
 }

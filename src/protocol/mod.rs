@@ -92,8 +92,10 @@ pub enum ErrorCode {
     NotSubscribed,
     /// Subscribe to a channel the connection is already subscribed to.
     AlreadySubscribed,
-    /// Over `max_channels_per_connection`.
+    /// Over `max_channels_per_connection`, or a cap of the whole gateway (`max_channels`).
     Limit,
+    /// Over `publish_rate` or `subscribe_rate`: retry later.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -110,6 +112,7 @@ impl ErrorCode {
             ErrorCode::NotSubscribed => "not_subscribed",
             ErrorCode::AlreadySubscribed => "already_subscribed",
             ErrorCode::Limit => "limit",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }

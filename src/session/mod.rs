@@ -3,6 +3,7 @@
 //! once. Written against any `Sink` + `Stream` of WebSocket messages, so that tests can
 //! drive it through channels under paused time.
 
+mod rate;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -36,6 +37,9 @@ struct Session {
     channels: HashSet<String>,
     /// What the admin API shows of this connection.
     info: Arc<SessionInfo>,
+    /// `publish_rate` and `subscribe_rate`.
+    publishes: rate::Rate,
+    subscribes: rate::Rate,
 }
 
 fn now_ms() -> u64 {
@@ -90,6 +94,8 @@ where
         outbox,
         channels: HashSet::new(),
         info,
+        publishes: rate::Rate::new(gateway.server.publish_rate),
+        subscribes: rate::Rate::new(gateway.server.subscribe_rate),
     };
     let (mut frames_in, mut bytes_in) = (0u64, 0u64);
     let timeout = server.client_timeout.0;
@@ -235,6 +241,12 @@ impl Session {
             }
         };
         let (id, outcome) = match request {
+            Request::Subscribe { id, .. } if !self.subscribes.take() => {
+                (id, Err(Refusal::RateLimited { op: "subscribe", rate: self.subscribes.per_second() }))
+            }
+            Request::Publish { id, .. } if !self.publishes.take() => {
+                (id, Err(Refusal::RateLimited { op: "publish", rate: self.publishes.per_second() }))
+            }
             Request::Subscribe { channel, id, recover, filter } => {
                 (id, self.subscribe(channel, id, recover, filter).await)
             }

@@ -81,7 +81,7 @@ async fn gateway(config: &str) -> Arc<Gateway> {
 fn connect(gateway: &Arc<Gateway>, stuck: bool) -> Client {
     let (send, incoming) = mpsc::unbounded_channel();
     let (outgoing, received) = mpsc::unbounded_channel();
-    let (guard, id) = gateway.admit().unwrap();
+    let (guard, id) = gateway.admit(std::net::Ipv4Addr::LOCALHOST.into()).unwrap();
     let connection = Connection { id, identity: None, remote_addr: "127.0.0.1:1".into() };
     let route = gateway.routes["/ws"].clone();
     let socket = Socket { incoming, outgoing, stuck };

@@ -16,6 +16,7 @@ export type GatewayErrorCode =
   | "limit"
   | "forbidden"
   | "unavailable"
+  | "rate_limited"
   | "closed";
 
 /** Error codes this client produces itself. */
@@ -49,7 +50,7 @@ export declare class SluiceError extends Error {
   /** For `disconnected`: the close code of the connection that ended. */
   readonly closeCode?: number;
   readonly closeReason?: string;
-  /** Set on `unavailable` subscribe refusals, which the client retries by itself. */
+  /** Set on `unavailable` and `rate_limited` subscribe refusals, which the client retries by itself. */
   willRetry?: boolean;
 }
 

@@ -745,9 +745,9 @@ export class SluiceClient {
   _onSubscribeRefused(sub, error) {
     if (sub._state === "unsubscribed" || this._subs.get(sub.channel) !== sub) return;
     sub._sent = false;
-    if (error.code === "unavailable") {
-      // Transient (a fail-closed plugin failed or is backing off, or the broker refused):
-      // try again on this connection after a back-off.
+    if (error.code === "unavailable" || error.code === "rate_limited") {
+      // Transient (a fail-closed plugin failed or is backing off, the broker refused, or
+      // this connection subscribed too fast): try again on this connection after a back-off.
       const delay = backoffDelay(sub._retries++, this._minDelay, this._maxDelay, this._random);
       sub._retryTimer = setTimeout(() => {
         sub._retryTimer = null;
