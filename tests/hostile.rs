@@ -214,3 +214,24 @@ async fn output_that_is_not_json_or_meta_that_is_not_an_object_never_reaches_a_f
     let failures = metrics(&gw, "bad-closed").hook(Hook::OnOutbound).errors;
     assert_eq!(failures, 4, "each refused output counts as a failed call");
 }
+
+#[tokio::test]
+async fn a_connection_that_keeps_crashing_a_plugin_is_held_back_alone() {
+    let gw = Gateway::start(CONFIG).await;
+    // One instance: both connections share it.
+    let mut attacker = connect(&gw.url("/crash"), None).await;
+    let mut neighbour = connect(&gw.url("/crash"), None).await;
+    let mut held_back = 0;
+    for _ in 0..12 {
+        let refused = publish(&mut attacker, "room", json!("boom")).await;
+        assert_eq!(refused["code"], "unavailable", "{refused}");
+        // Right after each crash, the neighbour's message still goes through.
+        let answer = publish(&mut neighbour, "room", json!("hello")).await;
+        assert_eq!(answer["op"], "reply", "the neighbour is not punished: {answer}");
+        held_back = metrics(&gw, "crasher").hook(Hook::OnInbound).backing_off;
+    }
+    assert!(held_back >= 1, "the attacker's own calls fail fast while it backs off");
+    // Even a harmless message of the attacker's waits out its back-off.
+    let answer = publish(&mut attacker, "room", json!("harmless")).await;
+    assert_eq!(answer["code"], "unavailable", "{answer}");
+}

@@ -113,8 +113,18 @@ struct Instance {
 #[derive(Default)]
 struct Shard {
     instance: Option<Instance>,
+    /// Crashes of this instance by different callers in a row (one caller crashing it
+    /// again and again counts once: that caller is held back, not its neighbours).
+    streak: Streak,
+    /// The connection whose call crashed it last, when it was one.
+    last_offender: Option<u64>,
+}
+
+/// Crashes less than [`CRASH_WINDOW`] apart, and when the last one was.
+#[derive(Debug, Default, Clone, Copy)]
+struct Streak {
     crashes: u32,
-    last_crash: Option<Instant>,
+    last: Option<Instant>,
 }
 
 /// Crashes within this window count towards back-off; a quiet window forgets them.
@@ -124,20 +134,37 @@ const FREE_REBUILDS: u32 = 3;
 /// The longest wait before another rebuild.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-impl Shard {
+impl Streak {
     fn crashed(&mut self, now: Instant) {
-        self.instance = None;
-        let recent = self.last_crash.is_some_and(|t| now - t < CRASH_WINDOW);
+        let recent = self.last.is_some_and(|t| now - t < CRASH_WINDOW);
         self.crashes = if recent { self.crashes + 1 } else { 1 };
-        self.last_crash = Some(now);
+        self.last = Some(now);
     }
 
     fn backing_off(&self, now: Instant) -> bool {
-        let Some(last) = self.last_crash else {
+        let Some(last) = self.last else {
             return false;
         };
         let over = self.crashes.saturating_sub(FREE_REBUILDS);
         over > 0 && now - last < (Duration::from_millis(10) * 2u32.saturating_pow(over)).min(MAX_BACKOFF)
+    }
+
+    /// Whether it can no longer cause a back-off.
+    fn forgotten(&self, now: Instant) -> bool {
+        self.last.is_none_or(|t| now - t > CRASH_WINDOW + MAX_BACKOFF)
+    }
+}
+
+impl Shard {
+    /// The instance crashed in a call of connection `offender` (`None`: a call of no
+    /// connection, or a failed rebuild).
+    fn crashed(&mut self, now: Instant, offender: Option<u64>) {
+        self.instance = None;
+        let again = offender.is_some() && offender == self.last_offender;
+        if !again || self.streak.last.is_none_or(|t| now - t >= CRASH_WINDOW) {
+            self.streak.crashed(now);
+        }
+        self.last_offender = offender;
     }
 }
 
@@ -216,7 +243,13 @@ pub struct Sandbox {
     /// 0 when idle: a call finds another instance rather than wait behind a slow one.
     spare_busy_since: Box<[AtomicU64]>,
     epoch: Instant,
+    /// Crash streaks by connection: a connection whose messages keep crashing the plugin
+    /// backs off on its own, while its neighbours on the same instance carry on.
+    offenders: std::sync::Mutex<std::collections::HashMap<u64, Streak>>,
 }
+
+/// Connections with a crash streak kept before forgotten ones are swept.
+const OFFENDERS_SWEEP: usize = 1024;
 
 impl Sandbox {
     /// Compiles `config.path` (or finds it compiled) on a blocking thread, runs `init` on
@@ -271,6 +304,7 @@ impl Sandbox {
             spare: (0..config.instances).map(|_| Mutex::default()).collect(),
             spare_busy_since: (0..config.instances).map(|_| AtomicU64::new(0)).collect(),
             epoch: Instant::now(),
+            offenders: Default::default(),
         };
         let (instance, hooks) = sandbox.instantiate().await.map_err(fail)?;
         sandbox.hooks = hooks;
@@ -403,11 +437,23 @@ impl Sandbox {
         if spare {
             index = self.unblocked(index);
         }
+        let offender = (!spare).then_some(key);
+        if let Some(conn) = offender
+            && self
+                .offenders
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&conn)
+                .is_some_and(|s| s.backing_off(Instant::now()))
+        {
+            self.metrics.record(hook, Outcome::BackingOff, None);
+            return Err(Failure::BackingOff);
+        }
         let mut shard = pool[index].lock().await;
         let _busy = spare.then(|| Busy::start(&self.spare_busy_since[index], self.epoch));
         let now = Instant::now();
         if shard.instance.is_none() {
-            if shard.backing_off(now) {
+            if shard.streak.backing_off(now) {
                 self.metrics.record(hook, Outcome::BackingOff, None);
                 return Err(Failure::BackingOff);
             }
@@ -415,7 +461,7 @@ impl Sandbox {
                 Ok((instance, _)) => shard.instance = Some(instance),
                 Err(reason) => {
                     tracing::warn!(plugin = &*self.name, %hook, reason, "plugin instance could not be rebuilt");
-                    shard.crashed(now);
+                    shard.crashed(now, None);
                     self.metrics.record(hook, Outcome::Error, None);
                     return Err(Failure::Trap);
                 }
@@ -453,7 +499,14 @@ impl Sandbox {
         let timed_out = stuck || matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt));
         let (failure, outcome) =
             if timed_out { (Failure::Timeout, Outcome::Timeout) } else { (Failure::Trap, Outcome::Error) };
-        shard.crashed(now);
+        shard.crashed(now, offender);
+        if let Some(conn) = offender {
+            let mut offenders = self.offenders.lock().unwrap_or_else(|e| e.into_inner());
+            if offenders.len() >= OFFENDERS_SWEEP {
+                offenders.retain(|_, s| !s.forgotten(now));
+            }
+            offenders.entry(conn).or_default().crashed(now);
+        }
         self.metrics.record(hook, outcome, Some(elapsed));
         tracing::warn!(
             plugin = &*self.name,
