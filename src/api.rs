@@ -34,11 +34,18 @@ enum Body<'a> {
 }
 
 impl<'a> Body<'a> {
-    fn parse(body: &'a [u8]) -> serde_json::Result<Self> {
-        if body.trim_ascii_start().starts_with(b"[") {
-            serde_json::from_slice(body).map(Body::Batch)
+    /// `None` unless the body is an object or an array of objects (serde would also read
+    /// a message from an array of its fields).
+    fn parse(body: &'a [u8]) -> Option<Self> {
+        let object = |raw: &'a RawValue| {
+            raw.get().starts_with('{').then(|| serde_json::from_str::<Message<'a>>(raw.get()).ok()).flatten()
+        };
+        let raw: &'a RawValue = serde_json::from_slice(body).ok()?;
+        if raw.get().starts_with('[') {
+            let items: Vec<&'a RawValue> = serde_json::from_str(raw.get()).ok()?;
+            items.into_iter().map(object).collect::<Option<Vec<_>>>().map(Body::Batch)
         } else {
-            serde_json::from_slice(body).map(Body::One)
+            object(raw).map(Body::One)
         }
     }
 }
@@ -115,8 +122,8 @@ pub async fn publish(req: Request<Incoming>, gateway: &Gateway) -> Response<Full
         }
     };
     let parsed = match Body::parse(&body) {
-        Ok(parsed) => parsed,
-        Err(_) => {
+        Some(parsed) => parsed,
+        None => {
             let message = "expected {\"channel\": \"...\", \"data\": ...} or an array of them";
             return error(StatusCode::BAD_REQUEST, ErrorCode::BadRequest.as_str(), message);
         }

@@ -139,6 +139,9 @@ where
         hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(timeout)
+            // A request head (and each read) holds at most this much: with
+            // `max_pending_connections` handshakes in flight, 64 KiB each is the bound.
+            .max_buf_size(64 * 1024)
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades()
             .await
@@ -146,6 +149,36 @@ where
     if let Err(e) = served {
         tracing::debug!(%remote, error = %e, "http connection ended");
     }
+}
+
+/// The refusal of an opening handshake that breaks what RFC 6455 4.2.1 asks and
+/// hyper-tungstenite leaves unchecked: GET over HTTP/1.1, version 13 (else 426 naming
+/// it, 4.4), and one `Sec-WebSocket-Key` that is 16 bytes in base64.
+fn check_handshake(req: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+    if req.method() != hyper::Method::GET {
+        return Some(text(StatusCode::BAD_REQUEST, "a WebSocket handshake is a GET"));
+    }
+    if req.version() != hyper::Version::HTTP_11 {
+        return Some(text(StatusCode::BAD_REQUEST, "a WebSocket handshake needs HTTP/1.1"));
+    }
+    let version = req.headers().get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes());
+    if version != Some(b"13") {
+        let mut response = text(StatusCode::UPGRADE_REQUIRED, "only WebSocket version 13 is supported");
+        response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, header::HeaderValue::from_static("13"));
+        return Some(response);
+    }
+    let mut keys = req.headers().get_all(header::SEC_WEBSOCKET_KEY).iter();
+    let (Some(key), None) = (keys.next(), keys.next()) else {
+        return Some(text(StatusCode::BAD_REQUEST, "exactly one Sec-WebSocket-Key is needed"));
+    };
+    // 16 bytes in base64: 22 characters, the last of them carrying 2 bits (A, Q, g or w), then `==`.
+    let key = key.as_bytes();
+    let base64 = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    if key.len() != 24 || !key[..22].iter().all(base64) || !b"AQgw".contains(&key[21]) || &key[22..] != b"=="
+    {
+        return Some(text(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key must be 16 bytes in base64"));
+    }
+    None
 }
 
 /// A plain-text response.
@@ -183,6 +216,10 @@ async fn handle(
     let rejected = |reason: &'static str| {
         upgrades.get_or_create(&vec![("result", "rejected".to_owned()), ("reason", reason.to_owned())]).inc();
     };
+    if let Some(response) = check_handshake(&req) {
+        rejected("bad_request");
+        return response;
+    }
     if gateway.is_stopping() {
         rejected("shutdown");
         return text(StatusCode::SERVICE_UNAVAILABLE, "gateway shutting down");

@@ -62,7 +62,12 @@ impl Keys {
     /// Whether `header` is `Bearer KEY` with one of the keys. Every key is compared in
     /// full, so that timing tells nothing about near misses.
     pub fn authorized(&self, header: Option<&str>) -> bool {
-        let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        // The scheme is case-insensitive (RFC 9110 11.1).
+        let given = header.and_then(|h| {
+            let (scheme, rest) = h.split_at_checked(7)?;
+            scheme.eq_ignore_ascii_case("bearer ").then_some(rest)
+        });
+        let Some(given) = given else {
             return false;
         };
         let keys = self.0.read().unwrap_or_else(|e| e.into_inner());
@@ -325,7 +330,15 @@ mod tests {
     fn only_a_whole_key_is_authorized() {
         let keys = Keys::new(vec!["secret-key".into(), "other".into()]);
         assert!(keys.authorized(Some("Bearer secret-key")) && keys.authorized(Some("Bearer other")));
-        for bad in ["Bearer secret", "Bearer secret-key2", "Bearer ", "secret-key", "Bearer Secret-key"] {
+        assert!(keys.authorized(Some("bearer secret-key")) && keys.authorized(Some("BEARER other")));
+        for bad in [
+            "Bearer secret",
+            "Bearer secret-key2",
+            "Bearer ",
+            "secret-key",
+            "Bearer Secret-key",
+            "Basic other",
+        ] {
             assert!(!keys.authorized(Some(bad)), "{bad}");
         }
         assert!(!keys.authorized(None));

@@ -13,10 +13,12 @@ mod output;
 mod precompiled;
 mod sandbox;
 mod table;
+mod verdict;
 
 pub use cache::Source;
 pub use chain::{Chain, Denial, Inbound, Outbound};
 pub use engine::{forget_compiled, is_compiled};
 pub use metrics::{Hook, HookSnapshot, MetricsSnapshot};
-pub use sandbox::{Failure, LoadError, LoadOptions, OutputInvalid, OutputTooBig, Sandbox};
+pub use sandbox::{Failure, LoadError, LoadOptions, Sandbox};
 pub use table::{Live, PluginChanges, Table};
+pub use verdict::{OutputInvalid, OutputTooBig, check_json};

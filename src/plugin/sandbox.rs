@@ -16,6 +16,7 @@ use super::engine::{TICK, prepare, ticks};
 use super::host::HostState;
 use super::metrics::{Hook, MetricsSnapshot, Outcome, PluginMetrics};
 use super::output::{Budget, Output};
+use super::verdict::{OutputInvalid, OutputTooBig, check_json};
 use crate::config::{FailurePolicy, PluginConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -85,25 +86,6 @@ impl LoadOptions {
         }
     }
 }
-
-/// A hook's output over the limit: replacement `data` or `meta` larger than
-/// `server.max_message_size`. The chain's call closures return it; the instance is kept,
-/// since its store is not poisoned, and the plugin's policy applies.
-#[derive(Debug, thiserror::Error)]
-#[error("output of {size} bytes is over the limit of {limit}")]
-pub struct OutputTooBig {
-    /// Bytes the plugin returned.
-    pub size: usize,
-    /// Bytes allowed.
-    pub limit: usize,
-}
-
-/// A hook's output that cannot go into a frame: replacement `data` that is not JSON, or
-/// `meta` that is not a JSON object. Like [`OutputTooBig`], the instance is kept and the
-/// plugin's policy applies.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct OutputInvalid(pub &'static str);
 
 struct Instance {
     store: Store<HostState>,
@@ -550,7 +532,7 @@ impl Sandbox {
                 let verdict = handler.call_on_inbound(store, message).await?;
                 if let InboundVerdict::Replace(data) = &verdict {
                     self.check_output(Some(data))?;
-                    check_json(Some(data), false)?;
+                    check_json(Some(data), false).map_err(wasmtime::Error::new)?;
                 }
                 Reply::Inbound(verdict)
             }
@@ -558,8 +540,8 @@ impl Sandbox {
                 let verdict = handler.call_on_outbound(store, message).await?;
                 self.check_output(verdict.data.as_deref())?;
                 self.check_output(verdict.meta.as_deref())?;
-                check_json(verdict.data.as_deref(), false)?;
-                check_json(verdict.meta.as_deref(), true)?;
+                check_json(verdict.data.as_deref(), false).map_err(wasmtime::Error::new)?;
+                check_json(verdict.meta.as_deref(), true).map_err(wasmtime::Error::new)?;
                 Reply::Outbound(verdict)
             }
             Call::Disconnect(connection, reason) => {
@@ -568,27 +550,6 @@ impl Sandbox {
             }
         })
     }
-}
-
-/// Checks a plugin's replacement `data` (any JSON, within [`crate::protocol::MAX_DATA_DEPTH`])
-/// or `meta` (a JSON object): both are spliced into frames as they are, so anything else
-/// would send clients broken JSON or extra keys.
-fn check_json(text: Option<&str>, object: bool) -> wasmtime::Result<()> {
-    let Some(text) = text else { return Ok(()) };
-    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
-        return Err(wasmtime::Error::new(OutputInvalid(if object {
-            "`meta` is not valid JSON"
-        } else {
-            "replacement `data` is not valid JSON"
-        })));
-    }
-    if object && !text.trim_start().starts_with('{') {
-        return Err(wasmtime::Error::new(OutputInvalid("`meta` is not a JSON object")));
-    }
-    if crate::protocol::check_depth(text).is_err() {
-        return Err(wasmtime::Error::new(OutputInvalid("output nests too deep")));
-    }
-    Ok(())
 }
 
 fn micros_since(epoch: Instant) -> u64 {

@@ -50,9 +50,9 @@ pub enum Request<'a> {
 struct Frame<'a> {
     op: Option<String>,
     channel: Option<String>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "present")]
     id: Option<&'a RawValue>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "present")]
     data: Option<&'a RawValue>,
     recover: Option<Position>,
     #[serde(borrow)]
@@ -128,12 +128,23 @@ pub struct DecodeError<'a> {
     pub message: String,
 }
 
+/// A field that is present, `null` included (serde reads `null` as a missing `Option`:
+/// `"data": null` is a value to publish, and `"id": null` an id to echo).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
 /// Decodes one text frame.
 pub fn decode(text: &str) -> Result<Request<'_>, DecodeError<'_>> {
+    // Serde would also read a struct from an array of its fields in order.
+    if !text.trim_start().starts_with('{') {
+        let message = "a frame is a JSON object such as {\"op\":\"subscribe\",\"channel\":\"news\"}".into();
+        return Err(DecodeError { id: None, code: ErrorCode::BadRequest, message });
+    }
     let frame: Frame = serde_json::from_str(text).map_err(|e| {
         #[derive(Deserialize)]
         struct Id<'a> {
-            #[serde(borrow)]
+            #[serde(borrow, default, deserialize_with = "present")]
             id: Option<&'a RawValue>,
         }
         let id = serde_json::from_str::<Id>(text).ok().and_then(|e| e.id);

@@ -27,6 +27,10 @@ const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Close code for a message over `max_message_size`.
 pub const TOO_BIG: u16 = 1009;
+/// Close code for a frame that breaks RFC 6455 (bad opcode, RSV bits, unmasked, …).
+pub const PROTOCOL_ERROR: u16 = 1002;
+/// Close code for a text frame or close reason that is not UTF-8.
+pub const INVALID_DATA: u16 = 1007;
 
 struct Session {
     gateway: Arc<Gateway>,
@@ -159,7 +163,13 @@ where
                 }
                 Ok(Some(Err(e))) => {
                     tracing::debug!(conn = session.connection.id, error = %e, "read failed");
-                    session.outbox.control(Outgoing::Stop);
+                    // RFC 6455 7.1.7: say why before failing the connection, when the
+                    // socket still takes a frame.
+                    session.outbox.control(match &e {
+                        Error::Protocol(p) => Outgoing::Close(PROTOCOL_ERROR, format!("protocol error: {p}")),
+                        Error::Utf8(_) => Outgoing::Close(INVALID_DATA, "text is not valid UTF-8".into()),
+                        _ => Outgoing::Stop,
+                    });
                     break DisconnectReason::Error;
                 }
             }
