@@ -34,6 +34,18 @@ fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]
     }
 }
 
+/// `attempt` again every 10 ms for up to a second, until it gives something: a slot that
+/// was freed shows once the server has seen the close.
+async fn soon<T, F: std::future::Future<Output = Option<T>>>(mut attempt: impl FnMut() -> F) -> Option<T> {
+    for _ in 0..100 {
+        if let Some(value) = attempt().await {
+            return Some(value);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
 async fn publish_frame(ws: &mut Ws, channel: &str, data: Value) -> Value {
     publish(ws, channel, data).await
 }
@@ -184,14 +196,7 @@ async fn connections_per_ip_are_capped_and_freed_on_close() {
         connect_from("127.0.0.2", &url, gw.addr).await.expect("another address has its own count");
     subscribe(&mut elsewhere, "x").await;
     drop(first);
-    let mut again = None;
-    for _ in 0..100 {
-        if let Ok(ws) = connect_from("127.0.0.1", &url, gw.addr).await {
-            again = Some(ws);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let again = soon(|| async { connect_from("127.0.0.1", &url, gw.addr).await.ok() }).await;
     subscribe(&mut again.expect("a closed connection gives its slot back"), "y").await;
 }
 
@@ -215,29 +220,17 @@ async fn tcp_connections_past_max_pending_are_answered_503_and_upgraded_ones_do_
     // Two that never send a request hold both slots.
     let idle: Vec<_> =
         futures_util::future::join_all((0..2).map(|_| tokio::net::TcpStream::connect(gw.addr))).await;
-    let mut held = 0.0;
-    for _ in 0..100 {
-        held = sample(&scrape(admin).await, "sluice_pending_connections", &[]);
-        if held == 2.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(held, 2.0);
+    let held = soon(|| async {
+        Some(sample(&scrape(admin).await, "sluice_pending_connections", &[])).filter(|&n| n == 2.0)
+    });
+    assert_eq!(held.await, Some(2.0));
     let mut third = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let mut answer = String::new();
     tokio::time::timeout(PATIENCE, third.read_to_string(&mut answer)).await.unwrap().unwrap();
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert_eq!(sample(&scrape(admin).await, "sluice_pending_refusals_total", &[]), 1.0);
     drop(idle);
-    let mut ws = None;
-    for _ in 0..100 {
-        if let Ok(client) = try_connect(&gw.url("/ws"), None).await {
-            ws = Some(client);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let ws = soon(|| async { try_connect(&gw.url("/ws"), None).await.ok() }).await;
     subscribe(&mut ws.expect("slots come back when the idle connections close"), "z").await;
     for ws in &mut upgraded {
         subscribe(ws, "still").await;
