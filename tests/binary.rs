@@ -106,12 +106,15 @@ async fn a_sighup_while_the_gateway_starts_waits_for_it_instead_of_killing_it() 
         wasm = wasm.display()
     );
     std::fs::write(&config, text).unwrap();
-    let mut child = sluice()
-        .args(["--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .env("SLUICE_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Killed(
+        sluice()
+            .args(["--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .env("SLUICE_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut child.0;
     let (lines, seen) = std::sync::mpsc::channel::<String>();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -148,6 +151,15 @@ async fn a_sighup_while_the_gateway_starts_waits_for_it_instead_of_killing_it() 
             }
         }
     }
-    let _ = child.kill();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A child process killed when dropped, so that a failing test leaves no gateway behind.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
