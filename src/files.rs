@@ -48,8 +48,7 @@ impl Mounts {
             if !dir.is_dir() {
                 return Err(error(std::io::Error::other("not a folder")));
             }
-            let prefix = format!("{}/", entry.path.trim_end_matches('/'));
-            mounts.push(Mount { prefix, dir, index: entry.index.clone() });
+            mounts.push(Mount { prefix: entry.prefix(), dir, index: entry.index.clone() });
         }
         mounts.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
         Ok(Self(mounts))

@@ -240,9 +240,7 @@ impl MemoryBroker {
             let message = Message { offset: c.last, ..message };
             let now = Instant::now();
             c.touched = now;
-            let freed = c.trim(now);
-            c.bytes -= freed;
-            self.history_bytes.fetch_sub(freed, Ordering::Relaxed);
+            self.trim(&mut c, now);
             if c.options.history_size > 0 {
                 self.keep(&mut c, Entry { at: now, message: message.clone(), cost });
             }
@@ -256,6 +254,13 @@ impl MemoryBroker {
             self.release(name);
         }
         Ok(offset)
+    }
+
+    /// Trims `c`'s history (`Channel::trim`) and gives back the bytes it held.
+    fn trim(&self, c: &mut Channel, now: Instant) {
+        let freed = c.trim(now);
+        c.bytes -= freed;
+        self.history_bytes.fetch_sub(freed, Ordering::Relaxed);
     }
 
     /// Keeps `entry` in `c`'s history (dropping its oldest when `history_size` is
@@ -303,9 +308,7 @@ impl MemoryBroker {
         let now = Instant::now();
         c.touched = now;
         c.subscribers += 1;
-        let freed = c.trim(now);
-        c.bytes -= freed;
-        self.history_bytes.fetch_sub(freed, Ordering::Relaxed);
+        self.trim(&mut c, now);
         let recovery = recover.map(|since| c.missed(since));
         // Under the lock: no message can slip between the snapshot and the join.
         join(Snapshot { epoch: c.epoch.clone(), offset: c.last, recovery });

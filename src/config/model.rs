@@ -258,6 +258,13 @@ pub struct StaticConfig {
     pub index: String,
 }
 
+impl StaticConfig {
+    /// The URL prefix a request must start with: `path` ending in exactly one `/`.
+    pub fn prefix(&self) -> String {
+        format!("{}/", self.path.trim_end_matches('/'))
+    }
+}
+
 fn default_index() -> String {
     "index.html".into()
 }

@@ -145,7 +145,7 @@ pub(super) fn check(config: &Config, spans: &Spans, report: &mut dyn FnMut(Range
     let mut mounts = HashSet::new();
     for (i, (mount, span)) in config.statics.iter().zip(&spans.statics).enumerate() {
         let key = format!("static[{i}].path");
-        let prefix = format!("{}/", mount.path.trim_end_matches('/'));
+        let prefix = mount.prefix();
         if !mount.path.starts_with('/') {
             report(span.clone(), &key, format!("`{}` must start with `/`", mount.path));
         } else if mount.path.split('/').any(|s| s == "." || s == "..") {
