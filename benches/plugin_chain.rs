@@ -7,7 +7,7 @@
 //! points at another folder of built plugins.
 
 use sluice::plugin::bindings::{
-    ConnectRequest, Connection, Identity, InboundMessage, Origin, OutboundMessage,
+    ConnectKind, ConnectRequest, Connection, Identity, InboundMessage, Origin, OutboundMessage,
 };
 use sluice::plugin::{Chain, Inbound};
 use std::hint::black_box;
@@ -97,6 +97,7 @@ plugins = ["enrich"]
         connection: Some(connection.clone()),
         channel: "room-0".into(),
         data: data.into(),
+        tags: Vec::new(),
     };
     let outbound = || OutboundMessage {
         channel: "room-0".into(),
@@ -104,9 +105,11 @@ plugins = ["enrich"]
         data: data.into(),
         meta: None,
         publisher: Some(identity.clone()),
+        tags: Vec::new(),
     };
     let request = ConnectRequest {
         connection: Connection { id: 7, identity: None, remote_addr: "127.0.0.1:5000".into() },
+        kind: ConnectKind::Upgrade,
         method: "GET".into(),
         path: "/jwt".into(),
         query: format!("token={}", token()),

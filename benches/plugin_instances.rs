@@ -57,6 +57,7 @@ async fn call(file: &str, chain: &Chain, key: u64) {
                 connection: Some(connection(key)),
                 channel: "news".into(),
                 data: data.into(),
+                tags: Vec::new(),
             };
             let _ = black_box(chain.inbound(key, message).await);
         }
@@ -67,6 +68,7 @@ async fn call(file: &str, chain: &Chain, key: u64) {
                 data: data.into(),
                 meta: None,
                 publisher: None,
+                tags: Vec::new(),
             };
             let _ = black_box(chain.outbound(message).await);
         }

@@ -112,6 +112,7 @@ fn main() {
             }),
             channel: channel.into(),
             data: data.into(),
+            tags: Vec::new(),
         };
         // One call first, so the instance exists before the clock starts.
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");

@@ -215,7 +215,7 @@ fn plugins(gateway: &Gateway) -> Response<Full<Bytes>> {
                 })
                 .collect();
             let sha256: String = p.content.iter().map(|b| format!("{b:02x}")).collect();
-            json!({ "name": &*p.name, "sha256": sha256, "path": p.config.path.display().to_string(),
+            json!({ "name": &*p.name, "sha256": sha256, "wit": p.wit, "path": p.config.path.display().to_string(),
                     "source": format!("{:?}", p.source), "loaded_at": p.loaded_at,
                     "hooks": format!("{:?}", p.hooks), "instances_built": metrics.instances_built,
                     "counters": hooks })

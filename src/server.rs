@@ -5,7 +5,7 @@
 use crate::config::{Config, ServerConfig};
 use crate::gateway::admission::Pending;
 use crate::gateway::{Gateway, Refused, ServeError};
-use crate::plugin::bindings::{ConnectRequest, Connection};
+use crate::plugin::bindings::{ConnectKind, ConnectRequest, Connection};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -237,6 +237,7 @@ async fn handle(
     };
     let mut request = ConnectRequest {
         connection: Connection { id, identity: None, remote_addr: remote.to_string() },
+        kind: ConnectKind::Upgrade,
         method: req.method().to_string(),
         path: req.uri().path().to_owned(),
         query: req.uri().query().unwrap_or_default().to_owned(),
@@ -246,12 +247,18 @@ async fn handle(
             .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect(),
     };
-    if let Err((status, reason)) = route.chain().connect(&mut request).await {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
-        tracing::debug!(%remote, %status, reason, "connection refused by a plugin");
-        rejected("plugin");
-        return text(status, reason);
-    }
+    let chain = route.chain();
+    let expires_at = match chain.connect(&mut request).await {
+        Ok(expires_at) => expires_at,
+        Err((status, reason)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+            tracing::debug!(%remote, %status, reason, "connection refused by a plugin");
+            rejected("plugin");
+            return text(status, reason);
+        }
+    };
+    let credential = crate::session::Credential::new(&request, expires_at, chain.has_connect());
+    drop(chain);
     match hyper_tungstenite::upgrade(&mut req, Some(ws_config(&gateway.server))) {
         Ok((response, websocket)) => {
             upgrades
@@ -261,7 +268,7 @@ async fn handle(
             tokio::spawn(async move {
                 match websocket.await {
                     Ok(socket) => {
-                        crate::session::run(socket, gateway, route, connection, guard).await;
+                        crate::session::run(socket, gateway, route, connection, credential, guard).await;
                     }
                     Err(e) => tracing::debug!(conn = connection.id, error = %e, "upgrade failed"),
                 }

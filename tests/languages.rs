@@ -2,7 +2,9 @@
 //! (clang + wit-bindgen), chained on one route, with real WebSocket clients.
 //!
 //! All of them live in this one test binary: the JS and Python components take seconds
-//! to compile, and the gateway compiles each plugin file once per process.
+//! to compile, and the gateway compiles each plugin file once per process. They are built
+//! against `sluice:plugin@0.1.0` (scripts/build-plugins), so they also show that 0.1.0
+//! components keep loading and working beside 0.2.0 ones.
 
 mod common;
 
@@ -63,6 +65,36 @@ async fn c_channel_guard_denies_channels_outside_its_allow_list() {
     let reply = publish(&mut ws, "admin", json!({"text": "hi"})).await;
     assert_eq!(reply["code"], "forbidden", "publishing is guarded too: {reply}");
     assert_eq!(reply["message"], "channel `admin` is not allowed");
+}
+
+#[tokio::test]
+async fn the_examples_in_other_languages_are_0_1_0_components_and_run_beside_0_2_0_ones() {
+    let text = format!(
+        "{}\n[plugins.enrich]\npath = \"{}\"\n[[routes]]\npath = \"/mixed\"\nplugins = [\"channel-guard\", \"enrich\"]\n",
+        config(CONFIG),
+        wasm("enrich").display()
+    );
+    let gw = Gateway::start(&text).await;
+    let versions: std::collections::BTreeMap<String, &str> =
+        gw.state.plugins().iter().map(|p| (p.name.to_string(), p.wit)).collect();
+    let expected = [
+        ("channel-guard", "0.1.0"),
+        ("enrich", "0.2.0"),
+        ("rate-limit", "0.1.0"),
+        ("schema-filter", "0.1.0"),
+    ];
+    assert_eq!(versions, expected.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect());
+    // One chain of both versions: the 0.1.0 guard decides, the 0.2.0 enricher adds meta.
+    let mut ws = connect(&gw.url("/mixed"), None).await;
+    assert_eq!(try_subscribe(&mut ws, "admin").await["code"], "forbidden");
+    assert_eq!(try_subscribe(&mut ws, "news").await["op"], "reply");
+    let mut publisher = connect(&gw.url("/mixed"), None).await;
+    send(&mut publisher, json!({"op": "publish", "channel": "news", "data": 5, "tags": {"k": "v"}, "id": 8}))
+        .await;
+    assert_eq!(recv(&mut publisher).await["op"], "reply");
+    let message = recv(&mut ws).await;
+    assert_eq!((&message["data"], &message["tags"]), (&json!(5), &json!({"k": "v"})), "{message}");
+    assert!(message["meta"]["ts"].is_u64(), "enrich ran: {message}");
 }
 
 #[tokio::test]

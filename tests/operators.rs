@@ -156,6 +156,7 @@ async fn the_admin_api_lists_kicks_and_reports() {
     let jwt =
         plugins["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "jwt-auth").unwrap().clone();
     assert_eq!(jwt["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(jwt["wit"], "0.2.0", "jwt-auth is built with the SDK, on the current WIT");
     assert_eq!(jwt["counters"]["on-connect"]["calls"], 3);
 
     let kicked = admin_json(admin, "POST", "/admin/disconnect", r#"{"subject":"bob","reason":"bye"}"#).await;

@@ -165,6 +165,7 @@ mod tests {
             connection: None,
             channel: "c".into(),
             data: "1".into(),
+            tags: Vec::new(),
         };
         slot.with("on-inbound", |plugin| plugin.on_inbound(&message))
     }

@@ -24,7 +24,7 @@
 //! ```
 //!
 //! Build it as a `cdylib` with `cargo build --release --target wasm32-wasip2`; the result is
-//! a component for the `sluice:plugin@0.1.0` world. Add `rlib` to the crate types and the same
+//! a component for the `sluice:plugin@0.2.0` world. Add `rlib` to the crate types and the same
 //! code runs under a plain native `cargo test`: hooks are ordinary methods on ordinary types,
 //! and the host functions fall back to stderr and the system clock (see [`testing`]).
 //!
@@ -53,8 +53,9 @@ pub use sluice_plugin_bindings::wit_bindgen;
 
 #[doc(inline)]
 pub use sluice_plugin_bindings::sluice::plugin::types::{
-    Audience, CloseFrame, ConnectRequest, ConnectVerdict, Connection, DisconnectReason, Hooks, Identity,
-    InboundMessage, InboundVerdict, Origin, OutboundMessage, OutboundVerdict, Rejection, SubscribeVerdict,
+    Admission, Audience, CloseFrame, ConnectKind, ConnectRequest, ConnectVerdict, Connection,
+    DisconnectReason, Hooks, Identity, InboundMessage, InboundVerdict, Origin, OutboundMessage,
+    OutboundVerdict, Rejection, SubscribeVerdict,
 };
 
 /// The generated bindings; the [`export!`] macro reaches the export glue through this path.
@@ -68,12 +69,12 @@ pub mod prelude {
         ConnectionExt, IdentityExt, InboundMessageExt, InboundVerdictExt, JsonError, OutboundMessageExt,
         OutboundVerdictExt,
     };
-    pub use crate::plugin::{from_config, pass_outbound};
+    pub use crate::plugin::{accept, from_config, pass_outbound};
     pub use crate::request::ConnectRequestExt;
     pub use crate::{
-        Audience, CloseFrame, ConnectRequest, ConnectVerdict, Connection, DisconnectReason, Hooks, Identity,
-        InboundMessage, InboundVerdict, Origin, OutboundMessage, OutboundVerdict, Plugin, Rejection,
-        SubscribeVerdict,
+        Admission, Audience, CloseFrame, ConnectKind, ConnectRequest, ConnectVerdict, Connection,
+        DisconnectReason, Hooks, Identity, InboundMessage, InboundVerdict, Origin, OutboundMessage,
+        OutboundVerdict, Plugin, Rejection, SubscribeVerdict,
     };
 }
 

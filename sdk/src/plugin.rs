@@ -33,11 +33,15 @@ pub trait Plugin: Sized + 'static {
 
     /// Decides whether a client may connect, before the WebSocket upgrade completes.
     ///
-    /// Default: accept without setting an identity (`ConnectVerdict::Accept(None)`), so an
-    /// identity set by an earlier plugin in the chain stays.
+    /// Also called when a connected client refreshes its token (`request.kind` is
+    /// [`ConnectKind::Refresh`](crate::ConnectKind)); accepting with an expiry extends the
+    /// connection's life, and a refresh may not change the identity's subject.
+    ///
+    /// Default: accept without setting an identity or an expiry (`accept(None, None)`), so
+    /// what an earlier plugin in the chain set stays.
     fn on_connect(&mut self, request: &ConnectRequest) -> ConnectVerdict {
         let _ = request;
-        ConnectVerdict::Accept(None)
+        accept(None, None)
     }
 
     /// Decides whether a connection may subscribe to `channel`, which may be a pattern
@@ -84,4 +88,11 @@ pub fn pass_outbound() -> OutboundVerdict {
 /// being ignored.
 pub fn from_config<T: DeserializeOwned>(config: Value) -> Result<T, String> {
     serde_json::from_value(config).map_err(|error| format!("invalid config: {error}"))
+}
+
+/// Accepts a connection: with `identity`, set it (later hooks see it); with `expires_at`
+/// (ms since the Unix epoch), the gateway closes the connection with 4003 then, unless
+/// the client refreshes its token first.
+pub fn accept(identity: Option<crate::Identity>, expires_at: Option<u64>) -> ConnectVerdict {
+    ConnectVerdict::Accept(crate::Admission { identity, expires_at })
 }

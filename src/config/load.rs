@@ -57,6 +57,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let base = path.parent().unwrap_or(Path::new("."));
     for plugin in config.plugins.values_mut() {
         plugin.path = base.join(&plugin.path);
+        for file in plugin.config_files.values_mut() {
+            *file = base.join(&*file);
+        }
     }
     if !config.server.plugin_cache.as_os_str().is_empty() {
         config.server.plugin_cache = base.join(&config.server.plugin_cache);

@@ -211,6 +211,12 @@ pub struct PluginConfig {
     /// `config = { ... }`: any table, handed to the plugin's `init` as JSON (default `{}`).
     #[serde(default)]
     pub config: Option<toml::Value>,
+    /// `config_files = { jwks = "keys/jwks.json" }`: files whose contents join `config`
+    /// under these keys (as JSON when the file is JSON, else as a string), relative to the
+    /// config file's folder. Read again on every reload: a changed file reloads the plugin,
+    /// which itself can read no files.
+    #[serde(default)]
+    pub config_files: std::collections::BTreeMap<String, PathBuf>,
 }
 
 fn default_deadline() -> Duration {

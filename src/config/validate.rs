@@ -77,6 +77,17 @@ pub(super) fn check(config: &Config, spans: &Spans, report: &mut dyn FnMut(Range
         if plugin.max_core_instances == 0 {
             report(span.clone(), &key("max_core_instances"), "must be at least 1".into());
         }
+        if !plugin.config_files.is_empty() && !matches!(plugin.config, None | Some(toml::Value::Table(_))) {
+            report(span.clone(), &key("config"), "must be a table when `config_files` is set".into());
+        }
+        for file in plugin.config_files.keys() {
+            if let Some(toml::Value::Table(table)) = &plugin.config
+                && table.contains_key(file)
+            {
+                let why = format!("`{file}` is also in `config`: give it in one place");
+                report(span.clone(), &key(&format!("config_files.{file}")), why);
+            }
+        }
     }
 
     let mut paths = HashSet::new();

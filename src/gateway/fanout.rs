@@ -310,6 +310,7 @@ async fn encode(route: &Route, channel: &str, message: &Message) -> Option<(Audi
                 data: publication.data.clone(),
                 meta: None,
                 publisher: publication.publisher.clone(),
+                tags: publication.tags.to_pairs(),
             })
             .await
     } else {

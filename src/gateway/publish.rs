@@ -46,6 +46,7 @@ impl Gateway {
             connection: connection.cloned(),
             channel: channel.to_owned(),
             data: data.to_owned(),
+            tags: tags.to_pairs(),
         };
         let data = match route.chain().inbound(key, message).await {
             Inbound::Publish(data) => data,

@@ -3,8 +3,8 @@
 //! is a future (see [`super::sandbox`]); callers hold no lock across it.
 
 use super::bindings::{
-    Audience, ConnectRequest, ConnectVerdict, Connection, DisconnectReason, Hooks, InboundMessage,
-    InboundVerdict, OutboundMessage, SubscribeVerdict,
+    Audience, ConnectKind, ConnectRequest, ConnectVerdict, Connection, DisconnectReason, Hooks,
+    InboundMessage, InboundVerdict, OutboundMessage, SubscribeVerdict,
 };
 use super::sandbox::{Failure, Sandbox};
 use crate::config::FailurePolicy;
@@ -63,19 +63,42 @@ impl Chain {
         self.with(Hooks::ON_OUTBOUND).next().is_some()
     }
 
+    /// Whether any plugin looks at connects (and so at refreshes).
+    pub fn has_connect(&self) -> bool {
+        self.with(Hooks::ON_CONNECT).next().is_some()
+    }
+
     /// Runs `on-connect`; each accepting plugin may set the identity that later ones see.
-    /// A refusal is an HTTP status and reason.
-    pub async fn connect(&self, request: &mut ConnectRequest) -> Result<(), (u16, String)> {
+    /// Returns the earliest expiry any plugin gave (ms since the Unix epoch). A refusal is
+    /// an HTTP status and reason. On a refresh ([`ConnectKind::Refresh`]) an identity with
+    /// another subject than the connection's is refused with 403: a connection never
+    /// changes user.
+    pub async fn connect(&self, request: &mut ConnectRequest) -> Result<Option<u64>, (u16, String)> {
+        let subject = match request.kind {
+            ConnectKind::Refresh => request.connection.identity.as_ref().map(|i| i.subject.clone()),
+            ConnectKind::Upgrade => None,
+        };
+        let mut expires: Option<u64> = None;
         for plugin in self.with(Hooks::ON_CONNECT) {
             match plugin.on_connect(request).await {
-                Ok(ConnectVerdict::Accept(Some(identity))) => request.connection.identity = Some(identity),
-                Ok(ConnectVerdict::Accept(None)) => {}
+                Ok(ConnectVerdict::Accept(admission)) => {
+                    if let Some(identity) = admission.identity {
+                        if subject.as_ref().is_some_and(|s| *s != identity.subject) {
+                            return Err((403, "a refresh cannot change the connection's subject".into()));
+                        }
+                        request.connection.identity = Some(identity);
+                    }
+                    expires = match (expires, admission.expires_at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
                 Ok(ConnectVerdict::Reject(r)) => return Err((r.status.clamp(400, 599), r.reason)),
                 Err(failure) if plugin.policy == FailurePolicy::FailOpen => skip(plugin, failure),
                 Err(_) => return Err((503, format!("plugin `{}` is unavailable", plugin.name))),
             }
         }
-        Ok(())
+        Ok(expires)
     }
 
     /// Runs `on-subscribe` for a channel or pattern.

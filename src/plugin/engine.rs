@@ -42,8 +42,11 @@ fn shared() -> &'static Shared {
             .expect("spawning the epoch thread");
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI links once");
-        super::bindings::Plugin::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
+        // Every version's host interface, so that components of any version link.
+        super::bindings::v2::Plugin::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
             .expect("the host interface links once");
+        super::bindings::v1::Plugin::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
+            .expect("the 0.1.0 host interface links once");
         Shared { engine, linker, compiled: Mutex::new(HashMap::new()) }
     })
 }

@@ -2,7 +2,8 @@
 //! and WASI with no files, environment or sockets, whose stdout and stderr go into the
 //! gateway's log ([`super::output`]).
 
-use super::bindings::sluice::plugin::host::{Host, Level};
+use super::bindings::v1::sluice::plugin::host as v1;
+use super::bindings::v2::sluice::plugin::host::{Host, Level};
 use super::limits::Limits;
 use super::output::Output;
 use std::sync::Arc;
@@ -77,7 +78,27 @@ impl Host for HostState {
     }
 }
 
-impl super::bindings::sluice::plugin::types::Host for HostState {}
+impl super::bindings::v2::sluice::plugin::types::Host for HostState {}
+
+/// 0.1.0's host interface is 0.2.0's.
+impl v1::Host for HostState {
+    fn log(&mut self, level: v1::Level, message: String, fields: Vec<(String, String)>) {
+        let level = match level {
+            v1::Level::Trace => Level::Trace,
+            v1::Level::Debug => Level::Debug,
+            v1::Level::Info => Level::Info,
+            v1::Level::Warn => Level::Warn,
+            v1::Level::Error => Level::Error,
+        };
+        Host::log(self, level, message, fields);
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        Host::now_ms(self)
+    }
+}
+
+impl super::bindings::v1::sluice::plugin::types::Host for HostState {}
 
 /// WASI's clocks as plugins see them: stopped at zero.
 struct Frozen;

@@ -12,6 +12,7 @@ pub mod metrics;
 mod output;
 mod precompiled;
 mod sandbox;
+mod settings;
 mod table;
 mod verdict;
 

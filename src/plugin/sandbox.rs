@@ -205,6 +205,10 @@ pub struct Sandbox {
     pub content: [u8; 32],
     /// Its `[plugins.NAME]` section when it was loaded.
     pub config: PluginConfig,
+    /// The digest of its `config_files` when it was loaded.
+    pub files: [u8; 32],
+    /// The `sluice:plugin` version it was built against, such as `0.2.0`.
+    pub wit: &'static str,
     /// When it was loaded, milliseconds since the Unix epoch.
     pub loaded_at: u64,
     metrics: Arc<PluginMetrics>,
@@ -259,10 +263,8 @@ impl Sandbox {
         .await
         .map_err(|e| fail(format!("compiling panicked: {e}")))?;
         let (pre, source, content) = compiled.map_err(fail)?;
-        let init_config = match &config.config {
-            Some(value) => serde_json::to_string(value).map_err(|e| fail(format!("config: {e}")))?,
-            None => "{}".into(),
-        };
+        let wit = pre.version();
+        let settings = super::settings::settings(config).map_err(fail)?;
         let mut sandbox = Self {
             name: name.into(),
             hooks: Hooks::empty(),
@@ -277,7 +279,9 @@ impl Sandbox {
             metrics: metrics.unwrap_or_default(),
             budget: Arc::default(),
             pre,
-            init_config,
+            init_config: settings.text,
+            files: settings.files,
+            wit,
             deadline: ticks(config.deadline.0),
             memory: config.memory.bytes(),
             table_elements: config.max_table_elements,
@@ -320,7 +324,7 @@ impl Sandbox {
         let started = Instant::now();
         let built = bounded(budget, async {
             let plugin = self.pre.instantiate_async(&mut store).await.map_err(|e| ("instantiate", e))?;
-            let hooks = plugin.sluice_plugin_handler().call_init(&mut store, &self.init_config).await;
+            let hooks = plugin.call_init(&mut store, &self.init_config).await;
             Ok((plugin, hooks.map_err(|e| ("init failed", e))?))
         })
         .await;
@@ -522,7 +526,7 @@ impl Sandbox {
         store: &mut Store<HostState>,
         call: Call<'_>,
     ) -> wasmtime::Result<Reply> {
-        let handler = plugin.sluice_plugin_handler();
+        let handler = plugin;
         Ok(match call {
             Call::Connect(request) => Reply::Connect(handler.call_on_connect(store, request).await?),
             Call::Subscribe(connection, channel) => {

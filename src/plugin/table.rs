@@ -48,6 +48,7 @@ impl Table {
             if let Some(old) = old
                 && old.config == *plugin
                 && std::fs::read(&plugin.path).is_ok_and(|bytes| content_hash(&bytes) == old.content)
+                && super::settings::settings(plugin).is_ok_and(|s| s.files == old.files)
             {
                 plugins.insert(name.clone(), old.clone());
                 changes.kept.push(name.clone());

@@ -41,6 +41,14 @@ pub enum Request<'a> {
         /// Echoed in the reply.
         id: Option<&'a RawValue>,
     },
+    /// `{"op":"refresh","token":"eyJ...","id":5}`: runs the route's connect chain again
+    /// with the new token, before the connection's current one expires.
+    Refresh {
+        /// The new credential, presented to plugins as `authorization: Bearer TOKEN`.
+        token: String,
+        /// Echoed in the reply.
+        id: Option<&'a RawValue>,
+    },
 }
 
 /// Every field any op may carry; `decode` checks which each op needs. (Serde's tagged
@@ -59,6 +67,7 @@ struct Frame<'a> {
     tags: Option<&'a RawValue>,
     #[serde(borrow)]
     filter: Option<&'a RawValue>,
+    token: Option<String>,
 }
 
 /// Where a client last was in a channel's history.
@@ -76,7 +85,7 @@ pub struct Position {
 pub enum ErrorCode {
     /// The frame or body is not a valid request.
     BadRequest,
-    /// The `op` is not one of subscribe, unsubscribe, publish.
+    /// The `op` is not one of subscribe, unsubscribe, publish, refresh.
     UnknownOp,
     /// A bad channel name, or a pattern where a channel is needed.
     BadChannel,
@@ -153,19 +162,22 @@ pub fn decode(text: &str) -> Result<Request<'_>, DecodeError<'_>> {
     let id = frame.id;
     let bad = |message: String| DecodeError { id, code: ErrorCode::BadRequest, message };
     let op = frame.op.ok_or_else(|| bad("missing `op`".into()))?;
-    let channel = frame.channel.ok_or_else(|| bad(format!("`{op}` needs a `channel`")));
+    let channel = frame.channel.as_ref().ok_or_else(|| bad(format!("`{op}` needs a `channel`"))).cloned();
     let extra = |field: &str| bad(format!("`{op}` takes no `{field}`"));
     let extras = [
         ("data", frame.data.is_some()),
         ("recover", frame.recover.is_some()),
         ("tags", frame.tags.is_some()),
         ("filter", frame.filter.is_some()),
+        ("token", frame.token.is_some()),
+        ("channel", frame.channel.is_some()),
     ];
     let allowed: &[&str] = match op.as_str() {
-        "subscribe" => &["recover", "filter"],
-        "unsubscribe" => &[],
-        "publish" => &["data", "tags"],
-        _ => &["data", "recover", "tags", "filter"],
+        "subscribe" => &["channel", "recover", "filter"],
+        "unsubscribe" => &["channel"],
+        "publish" => &["channel", "data", "tags"],
+        "refresh" => &["token"],
+        _ => &["channel", "data", "recover", "tags", "filter", "token"],
     };
     if let Some((field, _)) = extras.iter().find(|(f, given)| *given && !allowed.contains(f)) {
         return Err(extra(field));
@@ -181,13 +193,24 @@ pub fn decode(text: &str) -> Result<Request<'_>, DecodeError<'_>> {
             let tags = frame.tags.map(Tags::parse).transpose().map_err(bad)?.unwrap_or_default();
             Ok(Request::Publish { channel: channel?, data, tags, id })
         }
+        "refresh" => {
+            let token = frame.token.ok_or_else(|| bad("`refresh` needs a `token`".into()))?;
+            if token.is_empty() || token.len() > MAX_TOKEN {
+                return Err(bad(format!("a `token` has 1 to {MAX_TOKEN} bytes")));
+            }
+            Ok(Request::Refresh { token, id })
+        }
         _ => Err(DecodeError {
             id,
             code: ErrorCode::UnknownOp,
-            message: format!("unknown op `{op}` (expected subscribe, unsubscribe or publish)"),
+            message: format!("unknown op `{op}` (expected subscribe, unsubscribe, publish or refresh)"),
         }),
     }
 }
+
+/// Longest `token` a `refresh` may carry, in bytes (a JWT with many claims stays well
+/// under it; HTTP servers commonly cap a whole request head at 8 KiB).
+pub const MAX_TOKEN: usize = 8192;
 
 /// Deepest nesting of arrays and objects a message's `data` may have. Plugins parse
 /// `data` with their own JSON parsers, whose limits differ (serde_json stops at 128): a

@@ -71,6 +71,11 @@ impl Tags {
         Value::Object(map).to_string()
     }
 
+    /// Key and value pairs, by key, as plugins get them.
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        self.0.clone()
+    }
+
     /// Key and value pairs, by key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))

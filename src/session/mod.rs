@@ -3,11 +3,13 @@
 //! once. Written against any `Sink` + `Stream` of WebSocket messages, so that tests can
 //! drive it through channels under paused time.
 
+mod credential;
 mod rate;
 #[cfg(test)]
 mod tests;
 mod writer;
 
+pub use credential::{Credential, EXPIRED};
 pub use writer::{GOING_AWAY, SLOW_CONSUMER};
 
 use crate::gateway::metrics::Metrics;
@@ -44,6 +46,8 @@ struct Session {
     /// `publish_rate` and `subscribe_rate`.
     publishes: rate::Rate,
     subscribes: rate::Rate,
+    /// When the connection's credential expires, and how to refresh it.
+    credential: Credential,
 }
 
 fn now_ms() -> u64 {
@@ -60,6 +64,7 @@ fn reason_name(reason: DisconnectReason) -> &'static str {
         DisconnectReason::Kicked => "kicked",
         DisconnectReason::Shutdown => "shutdown",
         DisconnectReason::Error => "error",
+        DisconnectReason::Expired => "expired",
     }
 }
 
@@ -69,6 +74,7 @@ pub async fn run<S>(
     gateway: Arc<Gateway>,
     route: Arc<Route>,
     connection: Connection,
+    credential: Credential,
     guard: ConnGuard,
 ) -> DisconnectReason
 where
@@ -100,7 +106,9 @@ where
         info,
         publishes: rate::Rate::new(gateway.server.publish_rate),
         subscribes: rate::Rate::new(gateway.server.subscribe_rate),
+        credential,
     };
+    let mut expiry = session.credential.timer();
     let (mut frames_in, mut bytes_in) = (0u64, 0u64);
     let timeout = server.client_timeout.0;
     let mut stopping = gateway.stopping();
@@ -123,6 +131,10 @@ where
                     Ended::Closed => DisconnectReason::Kicked,
                     Ended::Stopped | Ended::Failed => DisconnectReason::Error,
                 };
+            }
+            () = credential::expired(&mut expiry) => {
+                session.outbox.control(Outgoing::Close(EXPIRED, "token expired; reconnect with a new one".into()));
+                break DisconnectReason::Expired;
             }
             () = &mut slow => {
                 // The writer sends 4008 once it gets through to the socket; until then a
@@ -149,6 +161,9 @@ where
                     // every idle connection's task several KiB larger (BENCHMARKS.md).
                     if let Some(reason) = Box::pin(session.handle(&text)).await {
                         break reason;
+                    }
+                    if std::mem::take(&mut session.credential.changed) {
+                        expiry = session.credential.timer();
                     }
                 }
                 Ok(Some(Ok(Message::Binary(_)))) => {
@@ -264,6 +279,7 @@ impl Session {
             Request::Publish { channel, data, tags, id } => {
                 (id, self.publish(&channel, data, tags, id).await)
             }
+            Request::Refresh { token, id } => (id, self.refresh(token, id).await),
         };
         let refusal = outcome.err()?;
         self.refuse(id, &refusal);
@@ -310,6 +326,21 @@ impl Session {
         self.info.channels.lock().unwrap_or_else(|e| e.into_inner()).remove(&channel);
         self.gateway.unsubscribe(&channel, self.connection.id).await;
         self.send(protocol::reply(id, "{}"));
+        Ok(())
+    }
+
+    /// Runs the connect chain again with a new token: the connection keeps its
+    /// subscriptions and takes the new credential's expiry (and claims).
+    async fn refresh(&mut self, token: String, id: Option<&RawValue>) -> Result<(), Refusal> {
+        let mut request = self.credential.request(&self.connection, &token)?;
+        let expires_at = self.route.chain().connect(&mut request).await.map_err(|(status, reason)| {
+            if status >= 500 { Refusal::Unavailable(reason) } else { Refusal::Forbidden(reason) }
+        })?;
+        self.connection.identity = request.connection.identity;
+        self.credential.expires_at = expires_at;
+        self.credential.changed = true;
+        let expires = expires_at.map_or_else(|| "null".to_owned(), |ms| ms.to_string());
+        self.send(protocol::reply(id, &format!("{{\"expires_at\":{expires}}}")));
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! The session driven through channels instead of a socket, under paused time: pings
-//! on the heartbeat, the client timeout, slow consumers, and overlapping subscriptions.
+//! on the heartbeat, the client timeout, slow consumers, overlapping subscriptions, and
+//! credential expiry.
 
 use super::*;
 use crate::plugin::bindings::Connection;
@@ -79,13 +80,20 @@ async fn gateway(config: &str) -> Arc<Gateway> {
 }
 
 fn connect(gateway: &Arc<Gateway>, stuck: bool) -> Client {
+    connect_until(gateway, stuck, None)
+}
+
+/// A client whose credential expires at `expires_at` (ms since the Unix epoch).
+fn connect_until(gateway: &Arc<Gateway>, stuck: bool, expires_at: Option<u64>) -> Client {
     let (send, incoming) = mpsc::unbounded_channel();
     let (outgoing, received) = mpsc::unbounded_channel();
     let (guard, id) = gateway.admit(std::net::Ipv4Addr::LOCALHOST.into()).unwrap();
     let connection = Connection { id, identity: None, remote_addr: "127.0.0.1:1".into() };
     let route = gateway.routes["/ws"].clone();
     let socket = Socket { incoming, outgoing, stuck };
-    let session = tokio::spawn(run(socket, gateway.clone(), route, connection, guard));
+    let mut credential = Credential::default();
+    credential.expires_at = expires_at;
+    let session = tokio::spawn(run(socket, gateway.clone(), route, connection, credential, guard));
     Client { send, received, session }
 }
 
@@ -173,4 +181,41 @@ async fn overlapping_subscriptions_deliver_each_message_once() {
     assert_eq!(third["data"], 3);
     // Nothing else is queued: the next frame is the heartbeat's ping.
     assert!(matches!(client.next().await, Message::Ping(_)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_is_closed_with_4003_when_its_credential_expires() {
+    let gateway = gateway(CONFIG).await;
+    // Ten minutes of credential, kept alive by pongs: heartbeats do not extend it.
+    let mut client = connect_until(&gateway, false, Some(now_ms() + 600_000));
+    let started = tokio::time::Instant::now();
+    let close = loop {
+        match client.next().await {
+            Message::Ping(_) => client.send.send(Ok(Message::Pong(Default::default()))).unwrap(),
+            other => break other,
+        }
+    };
+    let Message::Close(Some(frame)) = close else { panic!("expected a close frame, got {close:?}") };
+    assert_eq!(u16::from(frame.code), EXPIRED);
+    let waited = started.elapsed().as_secs();
+    assert!((599..=600).contains(&waited), "closed after {waited} s");
+    drop(client.send);
+    assert_eq!(client.session.await.unwrap(), DisconnectReason::Expired);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_on_a_route_without_connect_hooks_is_refused_and_changes_nothing() {
+    let gateway = gateway(CONFIG).await;
+    let mut client = connect_until(&gateway, false, Some(now_ms() + 30_000));
+    client.text(r#"{"op":"refresh","token":"abc","id":1}"#);
+    let reply = client.next_json().await;
+    assert_eq!((reply["code"].as_str(), reply["id"].as_i64()), (Some("bad_request"), Some(1)), "{reply}");
+    // The old expiry still holds.
+    let close = loop {
+        match client.next().await {
+            Message::Ping(_) => {}
+            other => break other,
+        }
+    };
+    assert!(matches!(close, Message::Close(Some(f)) if u16::from(f.code) == EXPIRED));
 }
