@@ -1,48 +1,58 @@
-//! `jwt-auth`: admits clients with an HS256 JSON Web Token and holds them to its channels.
+//! `jwt-auth`: admits clients with a JSON Web Token (HS256, RS256 or ES256) and holds them
+//! to its channels.
 //!
-//! Config (`[plugins.config]` in `gateway.toml`, shown as JSON):
-//! `{ "secret": "..." }`, the HMAC key, required and non-empty.
+//! Config (`[plugins.config]` in `gateway.toml`, shown as JSON; unknown keys are errors):
+//! - `secret` (string): the HS256 key, as UTF-8 bytes.
+//! - `jwks` (a JWKS object `{"keys": [...]}`, or a string holding one): public keys, RSA
+//!   (`n`, `e`, at least 2048 bits) for RS256 and EC P-256 (`x`, `y`) for ES256. Keys whose
+//!   `use` is not `sig`, other `kty`s and curves, and other algorithms of the same family
+//!   are skipped; a malformed key, or an `alg` that does not fit its `kty`, is an error, and
+//!   so is a set without a usable key. The host may fill it from a file it reloads.
+//! - At least one of `secret` and `jwks`.
+//! - `algorithms` (list): the accepted header `alg`s, of `HS256`, `RS256`, `ES256`. Default:
+//!   `HS256` with a `secret`, `RS256` and `ES256` with a `jwks`. `none` is never accepted.
+//! - `require_exp` (default `true`): refuse tokens without `exp`.
+//! - `issuer` (string): `iss` must equal it.
+//! - `audience` (string or list): the token's `aud` (string or list) must hold one of them.
+//! - `leeway` (seconds, default 30, at most 600): clock skew allowed for `exp`, `nbf`, `iat`.
+//! - `max_age` (seconds): `iat` is required and at most this long ago (no leeway).
 //!
-//! - `on-connect`: the token comes from `authorization: Bearer <token>`, else from the
-//!   `token` query parameter (percent-decoded). A missing, malformed, wrongly signed,
-//!   expired (`exp`) or not-yet-valid (`nbf`) token, any `alg` but `HS256`, or a token
-//!   without a string `sub` gets a 401 with a precise reason. A good token sets the
-//!   identity: `subject` = `sub`, `claims` = the token's claims object.
+//! - `on-connect` (a new connection, or a `refresh` op, which is verified the same way): the
+//!   token comes from `authorization: Bearer <token>`, else from the `token` query parameter
+//!   (percent-decoded). A token that is missing or malformed, has another `alg`, a `crit`
+//!   header, an unknown `kid` or a bad signature, fails a claim rule above (`exp`, `nbf`,
+//!   `iat` must be JSON numbers), or has no string `sub` gets a 401 with a precise reason
+//!   (see [`error::TokenError`]). With a `kid`, only the JWKS keys with that `kid` are tried;
+//!   without, the first 8 of the token's algorithm. HS256 only ever uses `secret`. A good
+//!   token sets the identity (`subject` = `sub`, `claims` = the claims object) and the
+//!   connection's expiry, `exp` in milliseconds: the host closes it then unless refreshed.
 //! - `on-subscribe` and `on-inbound` (client messages; backend messages pass): when the
 //!   claims have a `channels` array, only those channels are allowed (see [`channels`]).
 
 pub mod channels;
+pub mod claims;
+pub mod config;
+pub mod error;
+pub mod jwks;
 pub mod token;
 
 #[cfg(test)]
 mod tests;
 
-use serde::Deserialize;
 use sluice_plugin_sdk::prelude::*;
 use sluice_plugin_sdk::serde_json::Value;
 
 use crate::channels::Channels;
+use crate::config::Config;
 
-/// The plugin: the HS256 secret, nothing per connection (the identity carries the claims).
+/// The plugin: its keys and rules, nothing per connection (the identity carries the claims).
 pub struct JwtAuth {
-    secret: Vec<u8>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    /// `secret = "..."`: the HS256 key, as UTF-8 bytes. Required.
-    secret: Option<String>,
+    config: Config,
 }
 
 impl Plugin for JwtAuth {
     fn init(config: Value) -> Result<Self, String> {
-        let config: Config = from_config(config)?;
-        match config.secret {
-            None => Err("jwt-auth: `secret` is required (the HS256 key)".to_owned()),
-            Some(secret) if secret.is_empty() => Err("jwt-auth: `secret` must not be empty".to_owned()),
-            Some(secret) => Ok(JwtAuth { secret: secret.into_bytes() }),
-        }
+        Ok(JwtAuth { config: Config::from_json(config)? })
     }
 
     fn hooks(&self) -> Hooks {
@@ -61,13 +71,18 @@ impl Plugin for JwtAuth {
                 None => return reject(conn, "missing token"),
             },
         };
-        match token::verify(&token, &self.secret, host::now_ms()) {
+        match token::verify(&token, &self.config, host::now_ms()) {
             Ok(verified) => {
-                host::debug("token accepted", &[("conn", &conn), ("sub", &verified.subject)]);
-                ConnectVerdict::Accept(Some(Identity {
+                let refresh = matches!(request.kind, ConnectKind::Refresh);
+                host::debug(
+                    "token accepted",
+                    &[("conn", &conn), ("sub", &verified.subject), ("refresh", &refresh)],
+                );
+                let identity = Identity {
                     subject: verified.subject,
                     claims: Value::Object(verified.claims).to_string(),
-                }))
+                };
+                accept(Some(identity), verified.expires_at)
             }
             Err(error) => reject(conn, &error.to_string()),
         }

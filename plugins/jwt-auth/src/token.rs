@@ -1,6 +1,5 @@
-//! HS256 JSON Web Token verification: compact form only, `exp` and `nbf` against a given clock.
-
-use std::fmt;
+//! JSON Web Token verification, compact form only: the header, the signature (HS256 with the
+//! secret, RS256 and ES256 with the JWKS), then the claims (see [`crate::claims`]).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,103 +7,132 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sluice_plugin_sdk::serde_json::{self, Map, Value};
 
-/// A token whose signature and time claims checked out.
+use crate::claims;
+use crate::config::Config;
+use crate::error::TokenError;
+
+/// Without a `kid`, at most this many keys of the token's algorithm are tried.
+pub const MAX_KEYS_TRIED: usize = 8;
+
+/// A signature algorithm this plugin verifies. `none` is not one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alg {
+    /// HMAC with SHA-256, keyed with `secret`.
+    Hs256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, with a JWKS RSA key.
+    Rs256,
+    /// ECDSA on P-256 with SHA-256, with a JWKS EC key; the signature is r||s, 64 bytes.
+    Es256,
+}
+
+impl Alg {
+    /// Every supported algorithm.
+    pub const ALL: [Alg; 3] = [Alg::Hs256, Alg::Rs256, Alg::Es256];
+
+    /// The JOSE name, as in a token header's `alg`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Alg::Hs256 => "HS256",
+            Alg::Rs256 => "RS256",
+            Alg::Es256 => "ES256",
+        }
+    }
+
+    /// The algorithm with this exact JOSE name.
+    pub fn from_name(name: &str) -> Option<Alg> {
+        Alg::ALL.into_iter().find(|alg| alg.name() == name)
+    }
+}
+
+/// A token whose signature and claims checked out.
 #[derive(Debug)]
 pub struct Verified {
     /// The `sub` claim.
     pub subject: String,
     /// Every claim, `sub` included.
     pub claims: Map<String, Value>,
+    /// `exp` in milliseconds since the epoch (floored, saturating); `None` without `exp`.
+    pub expires_at: Option<u64>,
 }
 
-/// Why a token was refused; the `Display` text is the reason the client gets with its 401.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenError {
-    /// Not three base64url parts, or a part is not the JSON it must be.
-    Malformed(&'static str),
-    /// The header names another algorithm than HS256, `none` included.
-    UnsupportedAlg(String),
-    /// The header has a `crit` list: no extensions are understood, so none may be required.
-    UnsupportedCrit,
-    /// The signature does not match the secret.
-    BadSignature,
-    /// `exp` is not in the future.
-    Expired,
-    /// `nbf` is still in the future.
-    NotYetValid,
-    /// A registered claim is missing or has the wrong type.
-    BadClaim(&'static str),
-}
-
-impl fmt::Display for TokenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TokenError::Malformed(what) => write!(f, "malformed token: {what}"),
-            TokenError::UnsupportedAlg(alg) => {
-                write!(f, "unsupported token alg {alg:?}: only HS256 is accepted")
-            }
-            TokenError::UnsupportedCrit => f.write_str("unsupported token crit header"),
-            TokenError::BadSignature => f.write_str("bad signature"),
-            TokenError::Expired => f.write_str("token expired"),
-            TokenError::NotYetValid => f.write_str("token not valid yet (nbf)"),
-            TokenError::BadClaim(what) => write!(f, "bad token claims: {what}"),
-        }
-    }
-}
-
-/// Verifies `token` with the HS256 `secret` at `now_ms` (milliseconds since the epoch).
+/// Verifies `token` under `config` at `now_ms` (milliseconds since the epoch).
 ///
-/// Checks, in order: three parts; a JSON header with `alg` exactly `HS256` and no `crit`;
-/// the signature (constant-time); JSON object claims; `exp` and `nbf` (seconds, may be
-/// fractional) when present, with no leeway; a string `sub`. A token without `exp` does
-/// not expire.
-pub fn verify(token: &str, secret: &[u8], now_ms: u64) -> Result<Verified, TokenError> {
+/// Checks, in order: three parts; a JSON header whose `alg` is one of `config.algorithms`,
+/// with no `crit` and a string `kid` if any; the signature; JSON object claims; then the
+/// claim rules of [`claims::check`].
+pub fn verify(token: &str, config: &Config, now_ms: u64) -> Result<Verified, TokenError> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed("expected three dot-separated parts"));
     };
+    // The signing input is `header.payload`, exactly as sent.
+    let input = &token.as_bytes()[..header.len() + 1 + payload.len()];
 
-    let header_text = header;
     let header = decode_object(header, "header is not base64url", "header is not a JSON object")?;
-    match header.get("alg") {
-        Some(Value::String(alg)) if alg == "HS256" => {}
-        Some(Value::String(alg)) => return Err(TokenError::UnsupportedAlg(alg.clone())),
+    let alg = match header.get("alg") {
+        Some(Value::String(name)) => match Alg::from_name(name) {
+            Some(alg) if config.algorithms.contains(&alg) => alg,
+            _ => return Err(TokenError::UnsupportedAlg(name.clone(), config.algorithm_names())),
+        },
         Some(_) => return Err(TokenError::Malformed("header alg is not a string")),
         None => return Err(TokenError::Malformed("header has no alg")),
-    }
+    };
     if header.contains_key("crit") {
         return Err(TokenError::UnsupportedCrit);
     }
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(kid)) => Some(kid.as_str()),
+        Some(_) => return Err(TokenError::Malformed("header kid is not a string")),
+    };
 
     let signature =
         URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed("signature is not base64url"))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    // The signing input is `header.payload`, exactly as sent.
-    mac.update(&token.as_bytes()[..header_text.len() + 1 + payload.len()]);
-    mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
+    check_signature(config, alg, kid, input, &signature)?;
 
     let claims = decode_object(payload, "claims are not base64url", "claims are not a JSON object")?;
-    let now_ms = now_ms as f64;
-    if let Some(exp) = claims.get("exp") {
-        let exp = exp.as_f64().ok_or(TokenError::BadClaim("exp is not a number"))?;
-        if now_ms >= exp * 1000.0 {
-            return Err(TokenError::Expired);
-        }
-    }
-    if let Some(nbf) = claims.get("nbf") {
-        let nbf = nbf.as_f64().ok_or(TokenError::BadClaim("nbf is not a number"))?;
-        if now_ms < nbf * 1000.0 {
-            return Err(TokenError::NotYetValid);
-        }
-    }
+    let expires_at = claims::check(&claims, &config.rules, now_ms)?;
     let subject = match claims.get("sub") {
         Some(Value::String(sub)) => sub.clone(),
         Some(_) => return Err(TokenError::BadClaim("sub is not a string")),
         None => return Err(TokenError::BadClaim("no sub claim")),
     };
-    Ok(Verified { subject, claims })
+    Ok(Verified { subject, claims, expires_at })
+}
+
+/// HS256 against the secret only (never a JWKS key: no algorithm confusion); RS256 and
+/// ES256 against the JWKS keys of that algorithm with the token's `kid`, or without a
+/// `kid` the first [`MAX_KEYS_TRIED`] of them.
+fn check_signature(
+    config: &Config,
+    alg: Alg,
+    kid: Option<&str>,
+    input: &[u8],
+    signature: &[u8],
+) -> Result<(), TokenError> {
+    if alg == Alg::Hs256 {
+        let secret = config.secret.as_deref().ok_or(TokenError::NoKey(alg))?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+        mac.update(input);
+        // Constant time.
+        return mac.verify_slice(signature).map_err(|_| TokenError::BadSignature);
+    }
+    if alg == Alg::Es256 && signature.len() != 64 {
+        return Err(TokenError::Malformed("ES256 signature is not 64 bytes (r||s)"));
+    }
+    let mut keys = config
+        .jwks
+        .iter()
+        .filter(|key| key.alg() == alg)
+        .filter(|key| kid.is_none_or(|kid| key.kid.as_deref() == Some(kid)))
+        .take(MAX_KEYS_TRIED)
+        .peekable();
+    if keys.peek().is_none() {
+        return Err(if kid.is_some() { TokenError::UnknownKid(alg) } else { TokenError::NoKey(alg) });
+    }
+    if keys.any(|key| key.verifies(input, signature)) { Ok(()) } else { Err(TokenError::BadSignature) }
 }
 
 /// Decodes one base64url part into a JSON object, with the given errors for each failure.
