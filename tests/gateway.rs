@@ -94,7 +94,7 @@ async fn unsubscribe_stops_delivery() {
     send(&mut reader, json!({"op": "unsubscribe", "channel": "a", "id": 9})).await;
     assert_eq!(recv(&mut reader).await, json!({"op": "reply", "id": 9, "result": {}}));
 
-    let mut writer = connect(&url, Some(&token(json!({"sub": "w"})))).await;
+    let mut writer = connect(&url, Some(&token(json!({"sub": "w", "exp": now() + 3600})))).await;
     publish(&mut writer, "a", json!("lost")).await;
     publish(&mut writer, "b", json!("seen")).await;
     let next = recv(&mut reader).await;
@@ -110,7 +110,7 @@ async fn the_filter_drops_with_an_error_to_the_sender_only() {
     let url = gw.url("/ws");
     let mut reader = connect(&url, Some(&alice())).await;
     subscribe(&mut reader, "chat").await;
-    let mut sender = connect(&url, Some(&token(json!({"sub": "spammer"})))).await;
+    let mut sender = connect(&url, Some(&token(json!({"sub": "spammer", "exp": now() + 3600})))).await;
 
     let refused = publish(&mut sender, "chat", json!({"text": "cheap SPAM here"})).await;
     assert_eq!(refused["op"], "error");
@@ -130,7 +130,7 @@ async fn the_filter_drops_with_an_error_to_the_sender_only() {
 #[tokio::test]
 async fn a_tokens_channels_claim_limits_subscribe_and_publish() {
     let gw = Gateway::start(CONFIG).await;
-    let limited = token(json!({"sub": "carol", "channels": ["news.*", "lobby"]}));
+    let limited = token(json!({"sub": "carol", "exp": now() + 3600, "channels": ["news.*", "lobby"]}));
     let mut ws = connect(&gw.url("/ws"), Some(&limited)).await;
     subscribe(&mut ws, "news.sport").await;
     subscribe(&mut ws, "lobby").await;

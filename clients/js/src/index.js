@@ -62,6 +62,14 @@ export const RECONNECT_CLOSE_CODES = Object.freeze({
   4008: "slow consumer: the client fell behind; reconnect and recover",
 });
 
+/**
+ * Close codes after which the client reconnects only when its `token` option is a
+ * function, which then supplies a new token.
+ */
+export const TOKEN_CLOSE_CODES = Object.freeze({
+  4003: "token expired without a refresh: reconnect with a new token",
+});
+
 /** Close codes that stop the client (other 3000-4999 codes stop it too, see `shouldReconnect`). */
 export const FINAL_CLOSE_CODES = Object.freeze({
   1002: "protocol error",
@@ -77,8 +85,9 @@ export const FINAL_CLOSE_CODES = Object.freeze({
  * @param {number} code
  * @returns {boolean}
  */
-export function shouldReconnect(code) {
+export function shouldReconnect(code, { tokenFunction = false } = {}) {
   if (Object.hasOwn(RECONNECT_CLOSE_CODES, code)) return true;
+  if (Object.hasOwn(TOKEN_CLOSE_CODES, code)) return tokenFunction;
   if (Object.hasOwn(FINAL_CLOSE_CODES, code)) return false;
   // 3000-4999 (apart from 4008) are chosen by plugins or applications: a plugin that
   // closes a connection made a policy decision, like 1008. Unknown 1xxx/2xxx codes are
@@ -455,6 +464,41 @@ export class SluiceClient {
     return result.promise;
   }
 
+  /**
+   * Presents a new token before the connection's current one expires (the gateway
+   * closes an expired connection with 4003). The connection, its subscriptions and its
+   * place in every channel are kept. Without an argument, calls the `token` function.
+   * Resolves to `{expires_at}` (ms since the Unix epoch, or `null` for no expiry); rejects
+   * with `forbidden` (the gateway's plugins refused the token; the old one stays in force
+   * until it expires), `bad_request`, `disconnected` or `timeout`. The new token is also
+   * the one the next reconnect uses when `token` is a string.
+   * @param {string} [token]
+   * @returns {Promise<{expires_at: number | null}>}
+   */
+  async refresh(token) {
+    if (token === undefined) {
+      if (typeof this._token !== "function") throw new TypeError("refresh() needs a token, or a token function");
+      token = await this._token();
+    }
+    if (typeof token !== "string" || token === "") throw new TypeError("token must be a non-empty string");
+    if (this._state !== "connected") throw new SluiceError("disconnected", "not connected");
+    const id = this._nextId++;
+    const result = deferred();
+    this._request(id, JSON.stringify({ op: "refresh", token, id }), {
+      onReply: (reply) => {
+        if (typeof this._token !== "function") this._token = token;
+        result.resolve(reply);
+      },
+      onError: (error) => result.reject(error),
+      onTimeout: (error) => result.reject(error),
+    });
+    return result.promise;
+  }
+
+  _reconnectContext() {
+    return { tokenFunction: typeof this._token === "function" };
+  }
+
   // ---- connection ------------------------------------------------------------------
 
   async _open() {
@@ -588,9 +632,9 @@ export class SluiceClient {
       } catch (error) {
         this._emit("error", error);
       }
-      again = typeof verdict === "boolean" ? verdict : shouldReconnect(code);
+      again = typeof verdict === "boolean" ? verdict : shouldReconnect(code, this._reconnectContext());
     } else if (again) {
-      again = shouldReconnect(code);
+      again = shouldReconnect(code, this._reconnectContext());
     }
     if (!again) {
       this._wanted = false;

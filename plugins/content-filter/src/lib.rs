@@ -105,7 +105,13 @@ mod tests {
     }
 
     fn inbound(data: &str) -> InboundMessage {
-        InboundMessage { origin: Origin::Client, connection: None, channel: "chat".into(), data: data.into(), tags: Vec::new() }
+        InboundMessage {
+            origin: Origin::Client,
+            connection: None,
+            channel: "chat".into(),
+            data: data.into(),
+            tags: Vec::new(),
+        }
     }
 
     #[test]
