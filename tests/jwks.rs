@@ -6,7 +6,7 @@ mod common;
 
 use base64::Engine;
 use common::*;
-use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
+use ring::signature::{self, EcdsaKeyPair, RsaKeyPair};
 use serde_json::json;
 use std::process::Command;
 

@@ -72,6 +72,7 @@ mod tests {
     fn request(query: &str, headers: &[(&str, &str)]) -> ConnectRequest {
         ConnectRequest {
             connection: Connection { id: 7, identity: None, remote_addr: "127.0.0.1:5000".into() },
+            kind: crate::ConnectKind::Upgrade,
             method: "GET".into(),
             path: "/ws".into(),
             query: query.into(),
