@@ -55,8 +55,10 @@ pub enum ScaffoldError {
     },
 }
 
-/// The WIT contract, copied into projects whose toolchain reads it at build time.
-const WIT: &str = include_str!("../wit/plugin.wit");
+/// The WIT contract, copied into projects whose toolchain reads it at build time: 0.1.0,
+/// which the JS, Python and C templates are written against (as the examples are), and
+/// which the gateway keeps loading. The Rust template gets 0.2.0 through the SDK.
+const WIT: &str = include_str!("../wit/deps/sluice-plugin-0.1.0/plugin.wit");
 
 /// A template file: its path in the new project and its text, with `{{name}}`,
 /// `{{crate_name}}` and `{{sdk_path}}` still to fill in.

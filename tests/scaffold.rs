@@ -85,7 +85,10 @@ fn js_template_passes_its_tests() {
         &["package.json", "package-lock.json", "src/plugin.js", "src/logic.js", "wit/plugin.wit"],
     );
     assert!(read(&dir, "package.json").contains("\"name\": \"max-size\""));
-    assert_eq!(read(&dir, "wit/plugin.wit"), read(Path::new(env!("CARGO_MANIFEST_DIR")), "wit/plugin.wit"));
+    assert_eq!(
+        read(&dir, "wit/plugin.wit"),
+        read(Path::new(env!("CARGO_MANIFEST_DIR")), "wit/deps/sluice-plugin-0.1.0/plugin.wit")
+    );
     run(&dir, "node", &["--test"]);
     std::fs::remove_dir_all(dir).unwrap();
 }

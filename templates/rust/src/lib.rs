@@ -39,7 +39,7 @@ mod tests {
     use sluice_plugin_sdk::serde_json::json;
 
     fn message(data: &str) -> InboundMessage {
-        InboundMessage { origin: Origin::Client, connection: None, channel: "news".into(), data: data.into() }
+        InboundMessage { origin: Origin::Client, connection: None, channel: "news".into(), data: data.into(), tags: Vec::new() }
     }
 
     #[test]
