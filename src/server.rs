@@ -17,7 +17,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-fn ws_config(server: &ServerConfig) -> WebSocketConfig {
+/// The WebSocket settings of every upgraded connection (also used by `fuzz/`'s session target).
+pub fn ws_config(server: &ServerConfig) -> WebSocketConfig {
     let max = server.max_message_size.bytes();
     // Idle connections dominate a gateway's memory, so reads go through a 1 KiB
     // buffer (larger frames are read in several steps). Writes collect up to 16 KiB,

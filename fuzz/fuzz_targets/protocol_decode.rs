@@ -1,6 +1,7 @@
 //! Client frames: `decode` never panics and takes only JSON objects; the data of an
 //! accepted publish reaches its message frame byte for byte, and an error echoing a
-//! frame's `id` is JSON with that id.
+//! frame's `id` is JSON with that id; an accepted refresh carries a token of 1 to
+//! `MAX_TOKEN` bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,9 +12,12 @@ fuzz_target!(|bytes: &[u8]| {
     let Ok(text) = std::str::from_utf8(bytes) else { return };
     let decoded = protocol::decode(text);
     let id = match &decoded {
-        Ok(Request::Subscribe { id, .. } | Request::Unsubscribe { id, .. } | Request::Publish { id, .. }) => {
-            *id
-        }
+        Ok(
+            Request::Subscribe { id, .. }
+            | Request::Unsubscribe { id, .. }
+            | Request::Publish { id, .. }
+            | Request::Refresh { id, .. },
+        ) => *id,
         Err(e) => e.id,
     };
     if let Some(id) = id {
@@ -24,6 +28,9 @@ fuzz_target!(|bytes: &[u8]| {
     }
     if decoded.is_ok() {
         assert!(text.trim_start().starts_with('{'), "a frame is an object: {text}");
+    }
+    if let Ok(Request::Refresh { token, .. }) = &decoded {
+        assert!(!token.is_empty() && token.len() <= protocol::MAX_TOKEN, "a token of {} bytes", token.len());
     }
     if let Ok(Request::Publish { channel, data, tags, .. }) = decoded {
         // As raw values: data passes byte for byte, and numbers such as 1e999 are valid JSON
