@@ -155,7 +155,6 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
         return Err(c.errors);
     }
     index("", doc.get_ref(), &mut c.keys);
-    index("", doc.get_ref(), &mut c.keys);
     let mut config = Config::default();
     let mut spans = Spans::default();
     for (key, mut value) in doc.into_inner() {

@@ -75,7 +75,9 @@ struct Histogram {
 impl Histogram {
     fn record(&self, elapsed: Duration) {
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        let bucket = BUCKETS_US.iter().position(|&bound| us <= bound).unwrap_or(BUCKETS_US.len());
+        // The first bound `1 << i` at or above `us`, found by its bit length.
+        let bucket = if us <= 1 { 0 } else { (64 - (us - 1).leading_zeros()) as usize };
+        let bucket = bucket.min(BUCKETS_US.len());
         self.counts[bucket].fetch_add(1, Relaxed);
         self.sum_us.fetch_add(us, Relaxed);
     }
@@ -238,5 +240,15 @@ mod tests {
         assert_eq!(hook.latency_sum_us, 5_000_004);
         assert_eq!(snapshot.hook(Hook::OnConnect).calls, 0);
         assert_eq!(snapshot.calls(), 4);
+    }
+
+    #[test]
+    fn every_latency_lands_in_the_first_bucket_whose_bound_holds_it() {
+        for us in (0..5000).chain([(1 << 20) - 1, 1 << 20, (1 << 20) + 1, u64::MAX]) {
+            let histogram = Histogram::default();
+            histogram.record(Duration::from_micros(us));
+            let expected = BUCKETS_US.iter().position(|&bound| us <= bound).unwrap_or(BUCKETS_US.len());
+            assert_eq!(histogram.counts[expected].load(Relaxed), 1, "{us} µs");
+        }
     }
 }

@@ -7,7 +7,7 @@
 use super::metrics::Hook;
 use bytes::Bytes;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -62,6 +62,9 @@ pub struct Output {
     budget: Arc<Budget>,
     hook: AtomicU8,
     lines: [Mutex<Line>; 2],
+    /// Something was written since the last [`Output::finish`]: most calls print nothing,
+    /// and then `finish` takes no lock.
+    written: AtomicBool,
 }
 
 #[derive(Default)]
@@ -74,7 +77,13 @@ struct Line {
 impl Output {
     /// Stdio for an instance of `plugin`, drawing on the plugin's `budget`.
     pub fn new(plugin: Arc<str>, budget: Arc<Budget>) -> Arc<Self> {
-        Arc::new(Self { plugin, budget, hook: AtomicU8::new(0), lines: Default::default() })
+        Arc::new(Self {
+            plugin,
+            budget,
+            hook: AtomicU8::new(0),
+            lines: Default::default(),
+            written: AtomicBool::new(false),
+        })
     }
 
     /// Takes one line of the plugin's budget for a host `log` call (stdio and `log` share
@@ -106,6 +115,7 @@ impl Output {
     }
 
     fn write(&self, which: usize, mut bytes: &[u8]) {
+        self.written.store(true, Ordering::Relaxed);
         let mut line = self.lines[which].lock().unwrap_or_else(|e| e.into_inner());
         while !bytes.is_empty() {
             let (part, rest, ends) = match bytes.iter().position(|&b| b == b'\n') {
@@ -127,6 +137,9 @@ impl Output {
     /// Logs what is left of unfinished lines; called when a hook call returns. (A flush
     /// does not end a line: Rust's stdout flushes halfway through long lines.)
     pub fn finish(&self) {
+        if !self.written.swap(false, Ordering::Relaxed) {
+            return;
+        }
         for which in 0..2 {
             let mut line = self.lines[which].lock().unwrap_or_else(|e| e.into_inner());
             if !line.bytes.is_empty() || line.cut {

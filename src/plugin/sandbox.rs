@@ -20,7 +20,7 @@ use super::verdict::{OutputInvalid, OutputTooBig, check_json};
 use crate::config::{FailurePolicy, PluginConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -232,6 +232,9 @@ pub struct Sandbox {
     /// Crash streaks by connection: a connection whose messages keep crashing the plugin
     /// backs off on its own, while its neighbours on the same instance carry on.
     offenders: std::sync::Mutex<std::collections::HashMap<u64, Streak>>,
+    /// Whether `offenders` has ever held a connection: until one crashes the plugin, a
+    /// call does not lock the map to look itself up.
+    any_offenders: AtomicBool,
 }
 
 /// Connections with a crash streak kept before forgotten ones are swept.
@@ -291,6 +294,7 @@ impl Sandbox {
             spare_busy_since: (0..config.instances).map(|_| AtomicU64::new(0)).collect(),
             epoch: Instant::now(),
             offenders: Default::default(),
+            any_offenders: Default::default(),
         };
         let (instance, hooks) = sandbox.instantiate().await.map_err(fail)?;
         sandbox.hooks = hooks;
@@ -425,6 +429,7 @@ impl Sandbox {
         }
         let offender = (!spare).then_some(key);
         if let Some(conn) = offender
+            && self.any_offenders.load(Ordering::Relaxed)
             && self
                 .offenders
                 .lock()
@@ -435,15 +440,21 @@ impl Sandbox {
             self.metrics.record(hook, Outcome::BackingOff, None);
             return Err(Failure::BackingOff);
         }
-        let mut shard = pool[index].lock().await;
-        let _busy = spare.then(|| Busy::start(&self.spare_busy_since[index], self.epoch));
-        let now = Instant::now();
+        // Uncontended, as most calls are: take it without building the waiting future.
+        let mut shard = match pool[index].try_lock() {
+            Ok(shard) => shard,
+            Err(_) => pool[index].lock().await,
+        };
+        let mut now = Instant::now();
+        let _busy = spare.then(|| Busy::start(&self.spare_busy_since[index], self.epoch, now));
         if shard.instance.is_none() {
             if shard.streak.backing_off(now) {
                 self.metrics.record(hook, Outcome::BackingOff, None);
                 return Err(Failure::BackingOff);
             }
-            match self.instantiate().await {
+            let built = self.instantiate().await;
+            now = Instant::now();
+            match built {
                 Ok((instance, _)) => shard.instance = Some(instance),
                 Err(reason) => {
                     tracing::warn!(plugin = &*self.name, %hook, reason, "plugin instance could not be rebuilt");
@@ -460,9 +471,8 @@ impl Sandbox {
         store.data().output.running(hook);
         store.data_mut().ticks_left = self.deadline;
         store.set_epoch_deadline(1);
-        let started = Instant::now();
         let result = bounded(self.deadline, self.run(plugin, store, call)).await;
-        let elapsed = started.elapsed();
+        let elapsed = now.elapsed();
         store.data().output.finish();
         let (error, stuck) = match result {
             Ok(Ok(reply)) => {
@@ -492,6 +502,7 @@ impl Sandbox {
                 offenders.retain(|_, s| !s.forgotten(now));
             }
             offenders.entry(conn).or_default().crashed(now);
+            self.any_offenders.store(true, Ordering::Relaxed);
         }
         self.metrics.record(hook, outcome, Some(elapsed));
         tracing::warn!(
@@ -564,8 +575,9 @@ fn micros_since(epoch: Instant) -> u64 {
 struct Busy<'a>(&'a AtomicU64);
 
 impl<'a> Busy<'a> {
-    fn start(slot: &'a AtomicU64, epoch: Instant) -> Self {
-        slot.store(micros_since(epoch), Ordering::Relaxed);
+    fn start(slot: &'a AtomicU64, epoch: Instant, now: Instant) -> Self {
+        let micros = u64::try_from(now.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX);
+        slot.store(micros.max(1), Ordering::Relaxed);
         Self(slot)
     }
 }
