@@ -65,11 +65,15 @@ fn lowered(c: &Connection) -> blocking::sluice::plugin::types::Connection {
 /// `n` calls each: (sync, sync with epoch interruption, async with a yielding epoch callback).
 pub async fn measure(wasm: &Path, connection: &Connection, n: u32) -> (f64, f64, f64) {
     let bytes = std::fs::read(wasm).expect("the pass-through component");
-    let sync = |epochs: bool| {
+    let compile = |epochs: bool| {
         let mut config = Config::new();
         config.epoch_interruption(epochs);
         let engine = Engine::new(&config).unwrap();
         let component = Component::new(&engine, &bytes).unwrap();
+        (engine, component)
+    };
+    let sync = |epochs: bool| {
+        let (engine, component) = compile(epochs);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
         blocking::Plugin::add_to_linker::<_, HasSelf<State>>(&mut linker, |s| s).unwrap();
@@ -90,10 +94,7 @@ pub async fn measure(wasm: &Path, connection: &Connection, n: u32) -> (f64, f64,
     };
     let plain = sync(false);
     let epochs = sync(true);
-    let mut config = Config::new();
-    config.epoch_interruption(true);
-    let engine = Engine::new(&config).unwrap();
-    let component = Component::new(&engine, &bytes).unwrap();
+    let (engine, component) = compile(true);
     let mut linker = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
     sluice::plugin::bindings::v2::Plugin::add_to_linker::<_, HasSelf<State>>(&mut linker, |s| s).unwrap();
