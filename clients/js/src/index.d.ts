@@ -32,7 +32,13 @@ export type ClientErrorCode =
   /** `sub.ready` of a subscription unsubscribed before its first reply. */
   | "unsubscribed"
   /** The `token` function threw or rejected (reported on the `error` event). */
-  | "token";
+  | "token"
+  /**
+   * An automatic token refresh failed (reported on the `error` event): `cause` is why
+   * (`forbidden`, `timeout`, `token`, ...) and `willRetry` whether another attempt is
+   * scheduled before the token expires.
+   */
+  | "refresh";
 
 export type SluiceErrorCode = GatewayErrorCode | ClientErrorCode;
 
@@ -50,17 +56,40 @@ export declare class SluiceError extends Error {
   /** For `disconnected`: the close code of the connection that ended. */
   readonly closeCode?: number;
   readonly closeReason?: string;
-  /** Set on `unavailable` and `rate_limited` subscribe refusals, which the client retries by itself. */
+  /**
+   * Set on `unavailable` and `rate_limited` subscribe refusals, which the client retries by
+   * itself, and on `refresh` errors: whether the client tries again.
+   */
   willRetry?: boolean;
 }
 
 /** Close codes after which the client reconnects by itself, with what they mean. */
 export declare const RECONNECT_CLOSE_CODES: Readonly<Record<number, string>>;
+/** Close codes after which the client reconnects only when `token` is a function (4003). */
+export declare const TOKEN_CLOSE_CODES: Readonly<Record<number, string>>;
 /** Close codes that stop the client; other 3000–4999 codes (but 4008) stop it too. */
 export declare const FINAL_CLOSE_CODES: Readonly<Record<number, string>>;
 
-/** The default reconnect decision for a close the client did not initiate. */
-export declare function shouldReconnect(code: number): boolean;
+/**
+ * The default reconnect decision for a close the client did not initiate; `tokenFunction`
+ * says whether `token` is a function (which makes 4003 reconnect).
+ */
+export declare function shouldReconnect(code: number, context?: { tokenFunction?: boolean }): boolean;
+
+/** How many times a failed automatic token refresh is tried again before the token expires (3). */
+export declare const REFRESH_RETRIES: number;
+
+/**
+ * The default `refreshMargin`, for a token with `lifetime` ms left: a tenth of it, at least
+ * 5 s, at most half of it, never negative (1 h → 6 min, 60 s → 6 s, 8 s → 4 s, 2 s → 1 s).
+ */
+export declare function defaultRefreshMargin(lifetime: number): number;
+
+/**
+ * A JWT's `exp` in ms since the Unix epoch (the signature is not checked), or `null` for a
+ * token that is not a JWT or has no numeric `exp`.
+ */
+export declare function tokenExpiry(token: unknown): number | null;
 
 /** Full-jitter exponential back-off: uniform in [0, min(max, min * 2^attempt)). */
 export declare function backoffDelay(
@@ -99,6 +128,22 @@ export interface SluiceClientOptions {
    * with code `token`) and is retried after the back-off.
    */
   token?: TokenSource;
+  /**
+   * With a token function: refresh the token on the open connection before it expires, so
+   * the gateway never closes it with 4003 (default `true`). The expiry is the JWT's `exp`
+   * after a connect, then each refresh reply's `expires_at`; a token that is not a JWT, or
+   * has no `exp`, is not refreshed (4003 then reconnects with a new token). A fixed string
+   * token is never refreshed by the client.
+   */
+  autoRefresh?: boolean;
+  /**
+   * How long before the expiry the automatic refresh runs, ms, or a function of the
+   * lifetime the token has left (ms). Default `defaultRefreshMargin`: a tenth of the
+   * lifetime, at least 5 s, at most half. A token already within the margin after a
+   * connect is refreshed at once; one within it right after a refresh, at half its
+   * remaining life (not in a loop). The expiry is compared with this machine's clock.
+   */
+  refreshMargin?: number | ((lifetime: number) => number);
   /** Defaults to `globalThis.WebSocket`. */
   WebSocket?: WebSocketConstructor;
   /** Back-off base, ms (default 250). */
@@ -143,7 +188,8 @@ export type StateEvent =
 export interface ClientEvents {
   state: StateEvent;
   /** Errors with nobody else to report to: a handler that threw, an `error` frame without
-   *  an id, a failed token function, a resubscribe refused with no `onError`. */
+   *  an id, a failed token function, a resubscribe refused with no `onError`, a failed
+   *  automatic token refresh (code `refresh`). */
   error: unknown;
 }
 
@@ -252,6 +298,13 @@ export declare class SluiceClient {
   /** Throws `SluiceError("already_subscribed")` for a channel this client already holds. */
   subscribe<T = unknown>(channel: string, options?: SubscribeOptions<T>): Subscription<T>;
   publish(channel: string, data: unknown, options?: PublishOptions): Promise<{ offset: number }>;
+  /**
+   * Presents a new token on the open connection (without an argument: the `token`
+   * function's). Resolves to the new expiry, ms since the Unix epoch or `null`; rejects
+   * with `forbidden` (the old token stays in force), `bad_request`, `disconnected` or
+   * `timeout`. With a token function, schedules the next automatic refresh from the reply.
+   */
+  refresh(token?: string): Promise<{ expires_at: number | null }>;
 }
 
 export default SluiceClient;

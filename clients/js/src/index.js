@@ -11,7 +11,10 @@
 //    `token` query parameter;
 //  - subscriptions survive reconnects: a channel is resubscribed with `recover` from the last
 //    epoch and offset it saw, so missed messages arrive in order exactly once, or
-//    `onRecoveryFailed` tells the application to reload its state.
+//    `onRecoveryFailed` tells the application to reload its state;
+//  - with a token function, the token is refreshed on the open connection shortly before it
+//    expires (its JWT `exp`, then each refresh reply's `expires_at`), so the gateway never
+//    has to close it with 4003.
 
 /** Protocol version this client speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -22,11 +25,19 @@ export const STABLE_CONNECTION_MS = 5000;
 /** At most this many own publication offsets are remembered per channel (see `_own`). */
 const MAX_OWN_OFFSETS = 1024;
 
+/** A failed automatic token refresh is tried again at most this many times before the
+ *  token expires (after which the gateway closes with 4003 and the client reconnects). */
+export const REFRESH_RETRIES = 3;
+
+/** The longest delay `setTimeout` takes (2^31 - 1 ms, about 24.8 days); longer ones fire
+ *  at once, so a refresh further away is scheduled in steps. */
+const MAX_TIMER_DELAY = 2 ** 31 - 1;
+
 /**
  * An error from the gateway (`code` is its `error` code: `bad_request`, `unknown_op`,
  * `bad_channel`, `already_subscribed`, `not_subscribed`, `limit`, `forbidden`,
  * `unavailable`, `closed`) or from this client (`timeout`, `disconnected`, `too_big`,
- * `already_subscribed`, `unsubscribed`, `token`).
+ * `already_subscribed`, `unsubscribed`, `token`, `refresh`).
  */
 export class SluiceError extends Error {
   /**
@@ -107,6 +118,42 @@ export function shouldReconnect(code, { tokenFunction = false } = {}) {
 export function backoffDelay(attempt, min, max, random = Math.random) {
   const cap = Math.min(max, min * 2 ** Math.min(attempt, 30));
   return Math.floor(random() * cap);
+}
+
+/**
+ * The default `refreshMargin`: how long before its expiry a token is refreshed, given the
+ * `lifetime` it has left (ms). A tenth of it, but at least 5 s, and at most half of it, so
+ * a short-lived token is still used for half its life rather than refreshed at once:
+ * 1 h -> 6 min, 60 s -> 6 s, 8 s -> 4 s, 2 s -> 1 s.
+ * @param {number} lifetime
+ * @returns {number}
+ */
+export function defaultRefreshMargin(lifetime) {
+  if (!(lifetime > 0)) return 0;
+  return Math.min(lifetime / 2, Math.max(lifetime / 10, 5000));
+}
+
+/**
+ * The expiry of a JWT, in ms since the Unix epoch: its payload's `exp` (seconds; floored
+ * to whole ms, as the gateway's `jwt-auth` does). `null` for a token that is not three
+ * base64url segments with a JSON payload, or has no numeric `exp`. The signature is not
+ * checked: this reads the client's own token to know when to refresh it.
+ * @param {unknown} token
+ * @returns {number | null}
+ */
+export function tokenExpiry(token) {
+  if (typeof token !== "string") return null;
+  const parts = token.split(".");
+  if (parts.length !== 3 || !/^[A-Za-z0-9_-]+={0,2}$/.test(parts[1])) return null;
+  try {
+    const base64 = parts[1].replace(/=+$/, "").replace(/-/g, "+").replace(/_/g, "/");
+    const binary = atob(base64 + "=".repeat((4 - (base64.length % 4)) % 4));
+    const payload = JSON.parse(new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0))));
+    const exp = payload?.exp;
+    return typeof exp === "number" && Number.isFinite(exp) ? Math.max(0, Math.floor(exp * 1000)) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Whether `channel` is a prefix pattern (ends in `*`). */
@@ -268,6 +315,10 @@ export class SluiceClient {
     this._maxMessageSize = options.maxMessageSize === undefined ? Infinity : positiveNumber(options.maxMessageSize, 0, "maxMessageSize");
     this._reconnect = options.reconnect ?? true;
     this._random = options.random ?? Math.random;
+    this._autoRefresh = options.autoRefresh ?? true;
+    const margin = options.refreshMargin;
+    if (margin !== undefined && typeof margin !== "function") positiveNumber(margin, 0, "refreshMargin");
+    this._refreshMargin = margin ?? defaultRefreshMargin;
 
     this._state = "disconnected";
     this._listeners = new Map();
@@ -283,6 +334,8 @@ export class SluiceClient {
     this._reconnectTimer = null;
     this._connectTimer = null;
     this._connectWaiters = [];
+    this._refreshTimer = null; // the next automatic token refresh, for the current connection
+    this._expiresAt = null; // when the current connection's token expires, if known (ms)
   }
 
   /** `connecting`, `connected` or `disconnected`. */
@@ -471,7 +524,9 @@ export class SluiceClient {
    * Resolves to `{expires_at}` (ms since the Unix epoch, or `null` for no expiry); rejects
    * with `forbidden` (the gateway's plugins refused the token; the old one stays in force
    * until it expires), `bad_request`, `disconnected` or `timeout`. The new token is also
-   * the one the next reconnect uses when `token` is a string.
+   * the one the next reconnect uses when `token` is a string. With a token function (and
+   * `autoRefresh`), the client calls this by itself before expiry; a successful call,
+   * automatic or not, schedules the next automatic one from its `expires_at`.
    * @param {string} [token]
    * @returns {Promise<{expires_at: number | null}>}
    */
@@ -487,6 +542,8 @@ export class SluiceClient {
     this._request(id, JSON.stringify({ op: "refresh", token, id }), {
       onReply: (reply) => {
         if (typeof this._token !== "function") this._token = token;
+        // The gateway now holds this expiry for the connection (the reply came on it).
+        this._scheduleRefresh(reply?.expires_at ?? null, true);
         result.resolve(reply);
       },
       onError: (error) => result.reject(error),
@@ -499,6 +556,98 @@ export class SluiceClient {
     return { tokenFunction: typeof this._token === "function" };
   }
 
+  // ---- automatic token refresh -------------------------------------------------------
+
+  /**
+   * Arms the automatic refresh of the current connection's token, which expires at
+   * `expiresAt` (ms since the Unix epoch; `null`: never, or unknown), replacing any armed
+   * one. Only with a token function and `autoRefresh`. `refreshed` says the token was just
+   * refreshed: if the new one is already within the margin, it is refreshed at half its
+   * remaining life instead of at once (a margin longer than the tokens the function hands
+   * out would refresh in a loop), and if our clock says it has already expired (the
+   * gateway's clock disagrees), nothing is armed: a 4003 close and a reconnect follow.
+   */
+  _scheduleRefresh(expiresAt, refreshed) {
+    clearTimeout(this._refreshTimer);
+    this._refreshTimer = null;
+    this._expiresAt = typeof expiresAt === "number" && Number.isFinite(expiresAt) ? expiresAt : null;
+    const ws = this._ws;
+    if (this._expiresAt === null || typeof this._token !== "function" || !this._autoRefresh) return;
+    if (!ws || this._state !== "connected") return;
+    const lifetime = this._expiresAt - Date.now();
+    if (refreshed && lifetime <= 0) return;
+    let delay = lifetime - this._marginFor(lifetime);
+    if (delay <= 0 && refreshed) delay = lifetime / 2;
+    this._armRefresh(ws, Date.now() + Math.max(0, delay), 0);
+  }
+
+  /** The `refreshMargin` for a token with `lifetime` ms left; a margin function that throws
+   *  or returns something else than a non-negative number is reported and the default used. */
+  _marginFor(lifetime) {
+    if (typeof this._refreshMargin !== "function") return this._refreshMargin;
+    try {
+      const margin = this._refreshMargin(lifetime);
+      if (typeof margin === "number" && margin >= 0 && Number.isFinite(margin)) return margin;
+      throw new TypeError(`options.refreshMargin returned ${margin}, not a non-negative number of ms`);
+    } catch (error) {
+      this._emit("error", error);
+      return defaultRefreshMargin(lifetime);
+    }
+  }
+
+  /** Runs refresh attempt `attempt` (0 first, then retries) on `ws` at time `at` (ms since
+   *  the Unix epoch), in steps when it is further away than a timer can wait. */
+  _armRefresh(ws, at, attempt) {
+    const delay = Math.max(0, at - Date.now());
+    const timer = setTimeout(() => {
+      if (this._refreshTimer !== timer) return;
+      this._refreshTimer = null;
+      if (this._ws !== ws || this._state !== "connected") return;
+      if (delay > MAX_TIMER_DELAY) this._armRefresh(ws, at, attempt);
+      else this._refreshNow(ws, attempt);
+    }, Math.min(delay, MAX_TIMER_DELAY));
+    // Not `unref`ed: it only exists while the socket is open (which keeps a Node process
+    // alive anyway), and a timer left behind by a bug should show, not hide.
+    this._refreshTimer = timer;
+  }
+
+  /**
+   * One automatic refresh on `ws`: a token from the token function, then `refresh()`, whose
+   * reply arms the next one. On failure, an `error` event (code `refresh`, `willRetry`),
+   * and up to `REFRESH_RETRIES` more attempts with back-off, each at most halfway to the
+   * expiry. Nothing is reported once `ws` is gone (the reconnect path has taken over) or
+   * another refresh has armed the timer meanwhile.
+   */
+  async _refreshNow(ws, attempt) {
+    let failure;
+    try {
+      let token;
+      try {
+        token = await this._token();
+      } catch (error) {
+        throw new SluiceError("token", `the token function failed: ${error?.message ?? error}`, { cause: error });
+      }
+      if (typeof token !== "string" || token === "") {
+        throw new SluiceError("token", `the token function returned ${token === "" ? "an empty string" : String(token)}, not a token`);
+      }
+      if (this._ws !== ws || this._refreshTimer !== null) return;
+      await this.refresh(token);
+      return;
+    } catch (error) {
+      failure = error;
+    }
+    if (this._ws !== ws || this._state !== "connected" || this._refreshTimer !== null) return;
+    const left = this._expiresAt === null ? 0 : this._expiresAt - Date.now();
+    const willRetry = attempt < REFRESH_RETRIES && left > 0;
+    if (willRetry) {
+      const delay = Math.min(backoffDelay(attempt, this._minDelay, this._maxDelay, this._random), left / 2);
+      this._armRefresh(ws, Date.now() + delay, attempt + 1);
+    }
+    const error = new SluiceError("refresh", `automatic token refresh failed: ${failure?.message ?? failure}`, { cause: failure });
+    error.willRetry = willRetry;
+    this._emit("error", error);
+  }
+
   // ---- connection ------------------------------------------------------------------
 
   async _open() {
@@ -506,8 +655,9 @@ export class SluiceClient {
     this._reconnectTimer = null;
     this._setState("connecting", { attempt: this._attempt });
     let url;
+    let token;
     try {
-      const token = typeof this._token === "function" ? await this._token() : this._token;
+      token = typeof this._token === "function" ? await this._token() : this._token;
       if (generation !== this._generation) return;
       url = new URL(this._url);
       if (token !== undefined && token !== null && token !== "") url.searchParams.set("token", String(token));
@@ -536,6 +686,8 @@ export class SluiceClient {
       clearTimeout(this._connectTimer);
       this._openedAt = Date.now();
       this._setState("connected");
+      // The gateway does not say when the token expires: read it from the token (a JWT).
+      if (this._ws === ws && typeof this._token === "function") this._scheduleRefresh(tokenExpiry(token), false);
       for (const waiter of this._connectWaiters.splice(0)) waiter.resolve();
       for (const sub of this._subs.values()) {
         if (this._ws !== ws) break; // a handler closed the client
@@ -593,10 +745,14 @@ export class SluiceClient {
     this._closed(1006, reason);
   }
 
-  /** Tears down per-connection state: pending requests, subscription activity. */
+  /** Tears down per-connection state: pending requests, subscription activity, the
+   *  token refresh timer. */
   _connectionLost(code, reason) {
     clearTimeout(this._connectTimer);
     this._connectTimer = null;
+    clearTimeout(this._refreshTimer);
+    this._refreshTimer = null;
+    this._expiresAt = null;
     this._ws = null;
     const pending = [...this._pending.values()];
     this._pending.clear();
