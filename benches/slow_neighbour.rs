@@ -4,8 +4,14 @@
 //! deadline). Prints the fast channel's publish-to-delivery latency in both phases, for
 //! each `sluice` binary given, side by side.
 //!
+//! The slow plugin spins: it takes 0.9 of a core, which on a two-core machine the
+//! gateway's other work and this client miss whatever the gateway does. A third phase
+//! measures that share alone: the fast channel with no slow channels while two threads
+//! outside the gateway spin the same 15 ms, 30 times a second each. The gateway's own
+//! part of the slow plugin's harm is the difference between that phase and the last.
+//!
 //! `cargo bench --bench slow_neighbour -- [BINARY …]` (default `target/release/sluice`;
-//! pass an older build too for a before/after table). Needs the plugins built
+//! pass an older build too for a before/after table; `ROUNDS=3` repeats them in turn). Needs the plugins built
 //! (`scripts/setup`): it uses the `slow` fixture.
 
 mod support;
@@ -52,8 +58,41 @@ async fn publisher(url: String, channel: &'static str, rate: u64, base: Instant,
     }
 }
 
-/// Latencies in µs of the fast channel while `slow` traffic runs or not.
-async fn phase(url: &str, slow: bool) -> Vec<u64> {
+/// What runs beside the fast channel.
+#[derive(Clone, Copy, PartialEq)]
+enum Beside {
+    Nothing,
+    /// Threads outside the gateway spinning what the slow plugin spins.
+    Spinners,
+    SlowChannels,
+}
+
+impl Beside {
+    fn label(self) -> &'static str {
+        match self {
+            Beside::Nothing => "alone",
+            Beside::Spinners => "alone, same CPU spun outside the gateway",
+            Beside::SlowChannels => "with slow neighbours",
+        }
+    }
+}
+
+/// Spins 15 ms, 30 times a second, until `until`: what one slow channel costs.
+fn spinner(until: Instant) {
+    let period = Duration::from_micros(1_000_000 / SLOW_RATE);
+    let mut next = Instant::now();
+    while next < until {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(15) {
+            std::hint::spin_loop();
+        }
+        next += period;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+}
+
+/// Latencies in µs of the fast channel beside `beside`.
+async fn phase(url: &str, beside: Beside) -> Vec<u64> {
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let base = Instant::now();
     let until = base + PHASE;
@@ -76,7 +115,11 @@ async fn phase(url: &str, slow: bool) -> Vec<u64> {
     }
     let mut slow_subscribers = Vec::new();
     let mut tasks = vec![tokio::spawn(publisher(url.to_owned(), "fast", FAST_RATE, base, until))];
-    if slow {
+    let spinners: Vec<_> = match beside {
+        Beside::Spinners => (0..2).map(|_| std::thread::spawn(move || spinner(until))).collect(),
+        _ => Vec::new(),
+    };
+    if beside == Beside::SlowChannels {
         for channel in ["slow-a", "slow-b"] {
             slow_subscribers.push(subscriber(url, channel).await);
             tasks.push(tokio::spawn(publisher(url.to_owned(), channel, SLOW_RATE, base, until)));
@@ -89,6 +132,9 @@ async fn phase(url: &str, slow: bool) -> Vec<u64> {
         let _ = reader.await;
     }
     drop(slow_subscribers);
+    for spinner in spinners {
+        let _ = spinner.join();
+    }
     let mut latencies = std::mem::take(&mut *latencies.lock().unwrap());
     latencies.sort_unstable();
     latencies
@@ -131,15 +177,18 @@ fn main() {
         PHASE.as_secs()
     );
     println!("| binary | phase | deliveries | p50 ms | p99 ms | max ms |\n|---|---|---:|---:|---:|---:|");
-    for binary in &binaries {
+    // Noise on a shared two-core machine is large: `ROUNDS=3` runs the binaries in turn
+    // three times.
+    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(1);
+    for binary in (0..rounds).flat_map(|_| &binaries) {
         let (mut child, addr) = support::start(binary, &config);
         let url = format!("ws://{addr}/ws");
-        for slow in [false, true] {
-            let latencies = runtime.block_on(phase(&url, slow));
+        for beside in [Beside::Nothing, Beside::Spinners, Beside::SlowChannels] {
+            let latencies = runtime.block_on(phase(&url, beside));
             println!(
                 "| {} | {} | {} | {:.2} | {:.2} | {:.2} |",
                 binary.display(),
-                if slow { "with slow neighbours" } else { "alone" },
+                beside.label(),
                 latencies.len(),
                 quantile(&latencies, 0.5),
                 quantile(&latencies, 0.99),

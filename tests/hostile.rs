@@ -41,6 +41,12 @@ path = "{wasm}/trap.wasm"
 instances = 1
 config = { trigger = "boom" }
 
+[plugins.drag]
+path = "{wasm}/slow.wasm"
+deadline = "5s"
+instances = 2
+config = { trigger = "never-in-data", millis = 800, outbound_prefix = "drag" }
+
 [[routes]]
 path = "/huge"
 plugins = ["huge-closed"]
@@ -59,6 +65,10 @@ path = "/fast"
 [[routes]]
 path = "/crash"
 plugins = ["crasher"]
+
+[[routes]]
+path = "/drag"
+plugins = ["drag"]
 
 [[channels]]
 pattern = "*"
@@ -115,6 +125,31 @@ async fn a_slow_call_under_its_deadline_passes_while_others_are_served() {
         sluice::plugin::metrics::BUCKETS_US.get(slowest).is_none_or(|&bound| bound >= 1_000_000),
         "the histogram saw a call over a second: {inbound:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_queued_behind_a_slow_outbound_call_moves_to_a_free_instance() {
+    let gw = Gateway::start(CONFIG).await;
+    let mut watcher = connect(&gw.url("/drag"), None).await;
+    subscribe(&mut watcher, "drag-room").await;
+    subscribe(&mut watcher, "quick").await;
+    let mut publisher = connect(&gw.url("/fast"), None).await;
+
+    // Both messages are offset 1 of their channel, so both outbound calls are keyed to the
+    // same one of `drag`'s two spare instances. The first spins 800 ms there; the second,
+    // queued behind it, moves to the other instance once the first has proved slow.
+    assert_eq!(publish(&mut publisher, "drag-room", json!("slow")).await["op"], "reply");
+    assert_eq!(publish(&mut publisher, "quick", json!("fast")).await["op"], "reply");
+    let first = recv(&mut watcher).await;
+    assert_eq!((first["channel"].as_str(), first["offset"].as_u64()), (Some("quick"), Some(1)), "{first}");
+    let second = recv(&mut watcher).await;
+    assert_eq!(
+        (second["channel"].as_str(), second["offset"].as_u64()),
+        (Some("drag-room"), Some(1)),
+        "{second}"
+    );
+    let outbound = metrics(&gw, "drag").hook(Hook::OnOutbound).clone();
+    assert_eq!((outbound.calls, outbound.errors), (2, 0), "{outbound:?}");
 }
 
 #[tokio::test]

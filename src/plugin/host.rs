@@ -19,13 +19,20 @@ pub struct HostState {
     /// Epoch ticks the running call may still use; the epoch callback yields to the
     /// executor on every tick and interrupts the guest when none are left.
     pub ticks_left: u64,
+    /// How long the running call has run, yields left out, as of its last tick.
+    pub ran: std::time::Duration,
+    /// Epoch ticks the running call has seen.
+    pub ticks_seen: u64,
+    /// The running call as the epoch callback sees it ([`super::ticks`]).
+    pub turn: super::ticks::Turn,
     /// Where stdout and stderr go, tagged with the running hook.
     pub output: Arc<Output>,
 }
 
 impl HostState {
-    /// A state for one instance of `plugin`, capped by `limits`, printing to `output`.
-    pub fn new(plugin: Arc<str>, limits: Limits, output: Arc<Output>) -> Self {
+    /// A state for one instance of `plugin`, capped by `limits`, printing to `output`,
+    /// its calls watched through `turn`.
+    pub fn new(plugin: Arc<str>, limits: Limits, output: Arc<Output>, turn: super::ticks::Turn) -> Self {
         // The builder grants nothing by default: no preopened dirs, no env, no args,
         // no network. Its clocks are real, though: replace them, so that `now-ms` stays
         // the one clock a plugin has (DESIGN.md). Stdio goes into the log.
@@ -35,7 +42,17 @@ impl HostState {
             .stdout(output.stream(0))
             .stderr(output.stream(1))
             .build();
-        Self { plugin, wasi, table: ResourceTable::new(), limits, ticks_left: 0, output }
+        Self {
+            plugin,
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            ticks_left: 0,
+            ran: std::time::Duration::ZERO,
+            ticks_seen: 0,
+            turn,
+            output,
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod precompiled;
 mod sandbox;
 mod settings;
 mod table;
+mod ticks;
 mod verdict;
 
 pub use cache::Source;

@@ -16,14 +16,15 @@ use super::engine::{TICK, prepare, ticks};
 use super::host::HostState;
 use super::metrics::{Hook, MetricsSnapshot, Outcome, PluginMetrics};
 use super::output::{Budget, Output};
+use super::ticks::Turn;
 use super::verdict::{OutputInvalid, OutputTooBig, check_json};
 use crate::config::{FailurePolicy, PluginConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
-use wasmtime::{Store, Trap, UpdateDeadline};
+use tokio::sync::{Mutex, MutexGuard};
+use wasmtime::{Store, Trap};
 
 /// Why a plugin could not be loaded; each names the plugin, the file and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -222,13 +223,11 @@ pub struct Sandbox {
     /// Instances for connection hooks, picked by connection id.
     shards: Box<[Mutex<Shard>]>,
     /// Instances for calls that belong to no connection (outbound, backend messages),
-    /// picked by message offset or a counter (see [`Sandbox::unblocked`]), so that
-    /// connection hooks never wait behind them.
+    /// picked by message offset or a counter, so that connection hooks never wait behind
+    /// them; a call does not wait behind a slow one (see [`Sandbox::wait_spare`]).
     spare: Box<[Mutex<Shard>]>,
-    /// When the call now running on each `spare` instance started (µs since `epoch`),
-    /// 0 when idle: a call finds another instance rather than wait behind a slow one.
-    spare_busy_since: Box<[AtomicU64]>,
-    epoch: Instant,
+    /// The running call of each `spare` instance, kept across rebuilds.
+    spare_turns: Box<[Turn]>,
     /// Crash streaks by connection: a connection whose messages keep crashing the plugin
     /// backs off on its own, while its neighbours on the same instance carry on.
     offenders: std::sync::Mutex<std::collections::HashMap<u64, Streak>>,
@@ -291,47 +290,36 @@ impl Sandbox {
             core_instances: config.max_core_instances,
             shards: (0..config.instances).map(|_| Mutex::default()).collect(),
             spare: (0..config.instances).map(|_| Mutex::default()).collect(),
-            spare_busy_since: (0..config.instances).map(|_| AtomicU64::new(0)).collect(),
-            epoch: Instant::now(),
+            spare_turns: (0..config.instances).map(|_| Turn::default()).collect(),
             offenders: Default::default(),
             any_offenders: Default::default(),
         };
-        let (instance, hooks) = sandbox.instantiate().await.map_err(fail)?;
+        let (instance, hooks) = sandbox.instantiate(Turn::default()).await.map_err(fail)?;
         sandbox.hooks = hooks;
         sandbox.shards[0].get_mut().instance = Some(instance);
         Ok(sandbox)
     }
 
-    async fn instantiate(&self) -> Result<(Instance, Hooks), String> {
+    async fn instantiate(&self, turn: Turn) -> Result<(Instance, Hooks), String> {
         let limits = super::limits::Limits::new(self.memory, self.table_elements, self.core_instances);
         let output = Output::new(self.name.clone(), self.budget.clone());
         output.running(Hook::Init);
         let mut store =
-            Store::new(super::engine::engine(), HostState::new(self.name.clone(), limits, output));
+            Store::new(super::engine::engine(), HostState::new(self.name.clone(), limits, output, turn));
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_callback(|mut store| {
-            let left = &mut store.data_mut().ticks_left;
-            if *left <= 1 {
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            *left -= 1;
-            // A plain yield: the task wakes itself and resumes soon (tokio's LIFO slot), so
-            // a call that merely straddles a tick keeps its instance only briefly. (Yielding
-            // with `tokio::task::yield_now`, to the back of the queue, measured worse in the
-            // chat scenario: other channels then wait longer for the instance it holds.)
-            Ok(UpdateDeadline::Yield(1))
-        });
+        store.epoch_deadline_callback(|mut store| Ok(super::ticks::on_tick(store.data_mut())));
         // `init` may do real work (parse config, build tables): it gets ten deadlines.
         let budget = self.deadline.saturating_mul(10);
-        store.data_mut().ticks_left = budget;
-        store.set_epoch_deadline(1);
         let started = Instant::now();
+        let running = super::ticks::start(store.data_mut(), budget, started);
+        store.set_epoch_deadline(1);
         let built = bounded(budget, async {
             let plugin = self.pre.instantiate_async(&mut store).await.map_err(|e| ("instantiate", e))?;
             let hooks = plugin.call_init(&mut store, &self.init_config).await;
             Ok((plugin, hooks.map_err(|e| ("init failed", e))?))
         })
         .await;
+        drop(running);
         store.data().output.finish();
         let outcome = match &built {
             Ok(Ok((_, Ok(_)))) => Outcome::Ok,
@@ -424,9 +412,6 @@ impl Sandbox {
         let spare = !call.of_connection();
         let pool = if spare { &self.spare } else { &self.shards };
         let mut index = usize::try_from(key % pool.len() as u64).unwrap_or(0);
-        if spare {
-            index = self.unblocked(index);
-        }
         let offender = (!spare).then_some(key);
         if let Some(conn) = offender
             && self.any_offenders.load(Ordering::Relaxed)
@@ -443,16 +428,17 @@ impl Sandbox {
         // Uncontended, as most calls are: take it without building the waiting future.
         let mut shard = match pool[index].try_lock() {
             Ok(shard) => shard,
+            Err(_) if spare => self.wait_spare(&mut index).await,
             Err(_) => pool[index].lock().await,
         };
         let mut now = Instant::now();
-        let _busy = spare.then(|| Busy::start(&self.spare_busy_since[index], self.epoch, now));
         if shard.instance.is_none() {
             if shard.streak.backing_off(now) {
                 self.metrics.record(hook, Outcome::BackingOff, None);
                 return Err(Failure::BackingOff);
             }
-            let built = self.instantiate().await;
+            let turn = if spare { self.spare_turns[index].clone() } else { Turn::default() };
+            let built = self.instantiate(turn).await;
             now = Instant::now();
             match built {
                 Ok((instance, _)) => shard.instance = Some(instance),
@@ -469,9 +455,10 @@ impl Sandbox {
             return Err(Failure::Trap);
         };
         store.data().output.running(hook);
-        store.data_mut().ticks_left = self.deadline;
+        let running = super::ticks::start(store.data_mut(), self.deadline, now);
         store.set_epoch_deadline(1);
         let result = bounded(self.deadline, self.run(plugin, store, call)).await;
+        drop(running);
         let elapsed = now.elapsed();
         store.data().output.finish();
         let (error, stuck) = match result {
@@ -515,20 +502,32 @@ impl Sandbox {
         Err(failure)
     }
 
-    /// `index`, unless the call on it has run for over a millisecond: then an idle
-    /// instance if there is one. Short calls wait their turn on their own instance (taking
-    /// the first free one instead measured 45% more CPU per delivery in the chat scenario).
-    fn unblocked(&self, index: usize) -> usize {
-        let now = micros_since(self.epoch);
-        let since = self.spare_busy_since[index].load(Ordering::Relaxed);
-        if since == 0 || now.saturating_sub(since) < 1000 {
-            return index;
+    /// Waits for the busy `spare` instance `index`, unless the call holding it is slow
+    /// or turns slow while this one waits: then an instance that is free at that moment
+    /// is taken instead (and `index` set to it). A call that waits its turn keeps its place
+    /// in the instance's queue, so under ordinary load (short calls queued behind short
+    /// calls) nothing changes. (Taking any free instance at once measured 45% more CPU per
+    /// delivery in the chat scenario, BENCHMARKS.md.)
+    async fn wait_spare(&self, index: &mut usize) -> MutexGuard<'_, Shard> {
+        let turn = &self.spare_turns[*index];
+        let mut acquire = std::pin::pin!(self.spare[*index].lock());
+        let mut slowed = std::pin::pin!(turn.slowed());
+        slowed.as_mut().enable();
+        if !turn.is_slow() {
+            tokio::select! {
+                biased;
+                shard = &mut acquire => return shard,
+                () = slowed => {}
+            }
         }
         let n = self.spare.len();
-        (1..n)
-            .map(|i| (index + i) % n)
-            .find(|&j| self.spare_busy_since[j].load(Ordering::Relaxed) == 0)
-            .unwrap_or(index)
+        for other in (1..n).map(|i| (*index + i) % n) {
+            if let Ok(shard) = self.spare[other].try_lock() {
+                *index = other;
+                return shard;
+            }
+        }
+        acquire.await
     }
 
     async fn run(
@@ -564,27 +563,6 @@ impl Sandbox {
                 Reply::Disconnect
             }
         })
-    }
-}
-
-fn micros_since(epoch: Instant) -> u64 {
-    u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX).max(1)
-}
-
-/// Marks a `spare` instance busy from now until dropped.
-struct Busy<'a>(&'a AtomicU64);
-
-impl<'a> Busy<'a> {
-    fn start(slot: &'a AtomicU64, epoch: Instant, now: Instant) -> Self {
-        let micros = u64::try_from(now.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX);
-        slot.store(micros.max(1), Ordering::Relaxed);
-        Self(slot)
-    }
-}
-
-impl Drop for Busy<'_> {
-    fn drop(&mut self) {
-        self.0.store(0, Ordering::Relaxed);
     }
 }
 
