@@ -25,11 +25,21 @@ const NOT_REPEATED: &[&str] = &[
 pub struct Credential {
     /// When the credential expires, ms since the Unix epoch; `None` never.
     pub expires_at: Option<u64>,
-    /// The upgrade request to present again on refresh (without its query and old
-    /// credential); `None` when the route has no connect hook, so nothing to refresh.
-    refresh: Option<Box<ConnectRequest>>,
+    /// What of the upgrade request a refresh presents again; `None` when the route has no
+    /// connect hook, so nothing to refresh.
+    refresh: Option<Box<Template>>,
     /// Set when `expires_at` changed and the session must re-arm its timer.
     pub changed: bool,
+}
+
+/// The upgrade request's method, path and headers, without its query and old credential.
+/// Not the connection: a refresh presents the connection as it is then, so a copy here
+/// would only cost every idle connection its identity twice.
+#[derive(Debug)]
+struct Template {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
 }
 
 impl Credential {
@@ -37,12 +47,9 @@ impl Credential {
     /// what a refresh needs only when `refreshable` (the route's chain has connect hooks).
     pub fn new(request: &ConnectRequest, expires_at: Option<u64>, refreshable: bool) -> Self {
         let refresh = refreshable.then(|| {
-            Box::new(ConnectRequest {
-                connection: request.connection.clone(),
-                kind: ConnectKind::Refresh,
+            Box::new(Template {
                 method: request.method.clone(),
                 path: request.path.clone(),
-                query: String::new(),
                 headers: request
                     .headers
                     .iter()
@@ -59,10 +66,17 @@ impl Credential {
         let template = self.refresh.as_deref().ok_or_else(|| {
             Refusal::BadRequest("this route checks no credentials: nothing to refresh".into())
         })?;
-        let mut request = template.clone();
-        request.connection = connection.clone();
-        request.headers.push(("authorization".into(), format!("Bearer {token}")));
-        Ok(request)
+        let mut headers = Vec::with_capacity(template.headers.len() + 1);
+        headers.extend(template.headers.iter().cloned());
+        headers.push(("authorization".into(), format!("Bearer {token}")));
+        Ok(ConnectRequest {
+            connection: connection.clone(),
+            kind: ConnectKind::Refresh,
+            method: template.method.clone(),
+            path: template.path.clone(),
+            query: String::new(),
+            headers,
+        })
     }
 
     /// A timer for the expiry, if there is one.
