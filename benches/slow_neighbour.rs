@@ -7,8 +7,10 @@
 //! The slow plugin spins: it takes 0.9 of a core, which on a two-core machine the
 //! gateway's other work and this client miss whatever the gateway does. A third phase
 //! measures that share alone: the fast channel with no slow channels while two threads
-//! outside the gateway spin the same 15 ms, 30 times a second each. The gateway's own
-//! part of the slow plugin's harm is the difference between that phase and the last.
+//! outside the gateway spin the same 15 ms, 30 times a second each; a fourth the same at
+//! `SCHED_IDLE`, the policy the gateway runs slow calls at (`src/plugin/offload.rs`):
+//! the least harm any scheduling of that CPU can do here. The gateway's own part of the
+//! slow plugin's harm is the difference between those phases and the last.
 //!
 //! `cargo bench --bench slow_neighbour -- [BINARY …]` (default `target/release/sluice`;
 //! pass an older build too for a before/after table; `ROUNDS=3` repeats them in turn). Needs the plugins built
@@ -64,6 +66,8 @@ enum Beside {
     Nothing,
     /// Threads outside the gateway spinning what the slow plugin spins.
     Spinners,
+    /// The same threads at `SCHED_IDLE`, the policy of the gateway's slow-call threads.
+    IdleSpinners,
     SlowChannels,
 }
 
@@ -72,13 +76,26 @@ impl Beside {
         match self {
             Beside::Nothing => "alone",
             Beside::Spinners => "alone, same CPU spun outside the gateway",
+            Beside::IdleSpinners => "alone, same CPU spun outside at SCHED_IDLE",
             Beside::SlowChannels => "with slow neighbours",
         }
     }
 }
 
-/// Spins 15 ms, 30 times a second, until `until`: what one slow channel costs.
-fn spinner(until: Instant) {
+/// Spins 15 ms, 30 times a second, until `until`: what one slow channel costs. With
+/// `idle`, at `SCHED_IDLE` (Linux only; elsewhere the phase repeats the last).
+fn spinner(until: Instant, idle: bool) {
+    #[cfg(target_os = "linux")]
+    if idle {
+        use thread_priority::unix::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        set_thread_priority_and_policy(thread_native_id(), thread_priority::ThreadPriority::Min, policy)
+            .expect("SCHED_IDLE");
+    }
+    let _ = idle;
     let period = Duration::from_micros(1_000_000 / SLOW_RATE);
     let mut next = Instant::now();
     while next < until {
@@ -91,8 +108,9 @@ fn spinner(until: Instant) {
     }
 }
 
-/// Latencies in µs of the fast channel beside `beside`.
-async fn phase(url: &str, beside: Beside) -> Vec<u64> {
+/// Latencies in µs of the fast channel beside `beside`, and how many slow-channel
+/// messages arrived.
+async fn phase(url: &str, beside: Beside) -> (Vec<u64>, usize) {
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let base = Instant::now();
     let until = base + PHASE;
@@ -113,15 +131,24 @@ async fn phase(url: &str, beside: Beside) -> Vec<u64> {
             }
         }));
     }
-    let mut slow_subscribers = Vec::new();
+    let slow_delivered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = vec![tokio::spawn(publisher(url.to_owned(), "fast", FAST_RATE, base, until))];
     let spinners: Vec<_> = match beside {
-        Beside::Spinners => (0..2).map(|_| std::thread::spawn(move || spinner(until))).collect(),
+        Beside::Spinners | Beside::IdleSpinners => {
+            let idle = beside == Beside::IdleSpinners;
+            (0..2).map(|_| std::thread::spawn(move || spinner(until, idle))).collect()
+        }
         _ => Vec::new(),
     };
     if beside == Beside::SlowChannels {
         for channel in ["slow-a", "slow-b"] {
-            slow_subscribers.push(subscriber(url, channel).await);
+            let mut ws = subscriber(url, channel).await;
+            let count = slow_delivered.clone();
+            readers.push(tokio::spawn(async move {
+                while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(2), ws.next()).await {
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }));
             tasks.push(tokio::spawn(publisher(url.to_owned(), channel, SLOW_RATE, base, until)));
         }
     }
@@ -131,13 +158,12 @@ async fn phase(url: &str, beside: Beside) -> Vec<u64> {
     for reader in readers {
         let _ = reader.await;
     }
-    drop(slow_subscribers);
     for spinner in spinners {
         let _ = spinner.join();
     }
     let mut latencies = std::mem::take(&mut *latencies.lock().unwrap());
     latencies.sort_unstable();
-    latencies
+    (latencies, slow_delivered.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 fn quantile(sorted: &[u64], q: f64) -> f64 {
@@ -176,17 +202,19 @@ fn main() {
          {SLOW_RATE} msg/s through a 15 ms outbound plugin; {} s per phase\n",
         PHASE.as_secs()
     );
-    println!("| binary | phase | deliveries | p50 ms | p99 ms | max ms |\n|---|---|---:|---:|---:|---:|");
+    println!(
+        "| binary | phase | deliveries | p50 ms | p99 ms | max ms | slow delivered |\n|---|---|---:|---:|---:|---:|---:|"
+    );
     // Noise on a shared two-core machine is large: `ROUNDS=3` runs the binaries in turn
     // three times.
     let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(1);
     for binary in (0..rounds).flat_map(|_| &binaries) {
         let (mut child, addr) = support::start(binary, &config);
         let url = format!("ws://{addr}/ws");
-        for beside in [Beside::Nothing, Beside::Spinners, Beside::SlowChannels] {
-            let latencies = runtime.block_on(phase(&url, beside));
+        for beside in [Beside::Nothing, Beside::Spinners, Beside::IdleSpinners, Beside::SlowChannels] {
+            let (latencies, slow) = runtime.block_on(phase(&url, beside));
             println!(
-                "| {} | {} | {} | {:.2} | {:.2} | {:.2} |",
+                "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {slow} |",
                 binary.display(),
                 beside.label(),
                 latencies.len(),

@@ -152,6 +152,50 @@ async fn a_message_queued_behind_a_slow_outbound_call_moves_to_a_free_instance()
     assert_eq!((outbound.calls, outbound.errors), (2, 0), "{outbound:?}");
 }
 
+/// This process's threads named `name`: (tid, CPU time in clock ticks, scheduling policy),
+/// from `/proc/self/task/*/stat`.
+#[cfg(target_os = "linux")]
+fn threads_named(name: &str) -> Vec<(String, u64, i64)> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+        let task = task.expect("a task entry").path();
+        let Ok(stat) = std::fs::read_to_string(task.join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        if &stat[open + 1..close] != name {
+            continue;
+        }
+        // Fields after the name, from `state` (field 3): utime 14, stime 15, policy 41.
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let number = |i: usize| fields[i - 3].parse::<i64>().expect("a number");
+        let cpu = u64::try_from(number(14) + number(15)).expect("cpu ticks");
+        found.push((task.display().to_string(), cpu, number(41)));
+    }
+    found
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_call_finishes_on_an_idle_priority_thread() {
+    let gw = Gateway::start(CONFIG).await;
+    let mut watcher = connect(&gw.url("/drag"), None).await;
+    subscribe(&mut watcher, "drag-niced").await;
+    let mut publisher = connect(&gw.url("/fast"), None).await;
+    let before: u64 = threads_named("sluice-slow-plu").iter().map(|t| t.1).sum();
+
+    // `drag` spins 800 ms in this message's outbound call: after its first milliseconds
+    // the rest of it runs on the slow runtime (the kernel cuts thread names to 15 bytes).
+    assert_eq!(publish(&mut publisher, "drag-niced", json!("slow")).await["op"], "reply");
+    let delivered = recv(&mut watcher).await;
+    assert_eq!(delivered["channel"], "drag-niced", "{delivered}");
+    let slow = threads_named("sluice-slow-plu");
+    assert!(!slow.is_empty(), "no slow-call threads");
+    // 5 is SCHED_IDLE.
+    assert!(slow.iter().all(|t| t.2 == 5), "slow-call threads not at SCHED_IDLE: {slow:?}");
+    let spent: u64 = slow.iter().map(|t| t.1).sum::<u64>() - before;
+    // Clock ticks are 10 ms here; the call spun 800 ms, nearly all of it over there.
+    assert!(spent >= 20, "the slow-call threads ran {spent} ticks of the 800 ms call");
+}
+
 #[tokio::test]
 async fn a_slow_call_over_its_deadline_is_cut_off() {
     let gw = Gateway::start(CONFIG).await;

@@ -119,7 +119,7 @@ impl Chain {
     /// same one, or a counter for backend messages.
     pub async fn inbound(&self, key: u64, mut message: InboundMessage) -> Inbound {
         for plugin in self.with(Hooks::ON_INBOUND) {
-            match plugin.on_inbound(key, &message).await {
+            match plugin.on_inbound(key, &mut message).await {
                 Ok(InboundVerdict::Pass) => {}
                 Ok(InboundVerdict::Replace(data)) => {
                     match serde_json::from_str::<serde::de::IgnoredAny>(&data) {
@@ -145,7 +145,7 @@ impl Chain {
     pub async fn outbound(&self, mut message: OutboundMessage) -> Outbound {
         let mut out = Outbound { data: None, meta: message.meta.clone(), audience: Audience::Everyone };
         for plugin in self.with(Hooks::ON_OUTBOUND) {
-            match plugin.on_outbound(&message).await {
+            match plugin.on_outbound(&mut message).await {
                 Ok(verdict) => {
                     if let Some(data) = verdict.data {
                         message.data.clone_from(&data);

@@ -1,6 +1,6 @@
 //! Plugins: the WIT bindings, the shared engine, sandboxed instances (guest calls are
-//! futures that yield every epoch tick), their stdio routed into the log, and the chains
-//! that routes run them in.
+//! futures that yield every epoch tick; slow ones finish off the workers), their stdio
+//! routed into the log, and the chains that routes run them in.
 
 pub mod bindings;
 mod cache;
@@ -9,6 +9,7 @@ mod engine;
 mod host;
 mod limits;
 pub mod metrics;
+mod offload;
 mod output;
 mod precompiled;
 mod sandbox;

@@ -2,10 +2,10 @@
 //! deadlines and memory caps, and rebuilding with back-off after a failed call.
 //!
 //! Guest calls are futures. The epoch callback yields to the executor on every tick
-//! (1 ms) and interrupts the guest once its deadline's ticks are spent, so a slow plugin
-//! shares a worker instead of holding it; a wall-clock timeout around each call also
-//! stops a guest waiting inside an async host call (a WASI sleep or poll), which epochs
-//! cannot interrupt.
+//! (1 ms) and interrupts the guest once its deadline's ticks are spent; a call that proves
+//! slow finishes on idle-priority threads ([`super::offload`]), so a slow plugin never
+//! holds a worker; a wall-clock timeout around each call also stops a guest waiting inside
+//! an async host call (a WASI sleep or poll), which epochs cannot interrupt.
 
 use super::bindings::{
     ConnectRequest, ConnectVerdict, Connection, DisconnectReason, Hooks, InboundMessage, InboundVerdict,
@@ -15,6 +15,7 @@ use super::cache::{Source, content_hash};
 use super::engine::{TICK, prepare, ticks};
 use super::host::HostState;
 use super::metrics::{Hook, MetricsSnapshot, Outcome, PluginMetrics};
+use super::offload::offload;
 use super::output::{Budget, Output};
 use super::ticks::Turn;
 use super::verdict::{OutputInvalid, OutputTooBig, check_json};
@@ -23,7 +24,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::time::error::Elapsed;
 use wasmtime::{Store, Trap};
 
 /// Why a plugin could not be loaded; each names the plugin, the file and the reason.
@@ -151,13 +153,15 @@ impl Shard {
     }
 }
 
-/// One hook call's arguments.
-enum Call<'a> {
-    Connect(&'a ConnectRequest),
-    Subscribe(&'a Connection, &'a str),
-    Inbound(&'a InboundMessage),
-    Outbound(&'a OutboundMessage),
-    Disconnect(&'a Connection, DisconnectReason),
+/// One hook call's arguments, owned: a slow call finishes on another thread
+/// ([`super::offload`]). Messages move in and back out; the rarer hooks' arguments are
+/// copied.
+enum Call {
+    Connect(ConnectRequest),
+    Subscribe(Connection, String),
+    Inbound(InboundMessage),
+    Outbound(OutboundMessage),
+    Disconnect(Connection, DisconnectReason),
 }
 
 /// One hook call's result.
@@ -169,7 +173,7 @@ enum Reply {
     Disconnect,
 }
 
-impl Call<'_> {
+impl Call {
     /// Whether the call belongs to a connection, and so must reach its instance.
     fn of_connection(&self) -> bool {
         match self {
@@ -221,11 +225,11 @@ pub struct Sandbox {
     table_elements: usize,
     core_instances: usize,
     /// Instances for connection hooks, picked by connection id.
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Arc<Mutex<Shard>>]>,
     /// Instances for calls that belong to no connection (outbound, backend messages),
     /// picked by message offset or a counter, so that connection hooks never wait behind
     /// them; a call does not wait behind a slow one (see [`Sandbox::wait_spare`]).
-    spare: Box<[Mutex<Shard>]>,
+    spare: Box<[Arc<Mutex<Shard>>]>,
     /// The running call of each `spare` instance, kept across rebuilds.
     spare_turns: Box<[Turn]>,
     /// Crash streaks by connection: a connection whose messages keep crashing the plugin
@@ -234,7 +238,15 @@ pub struct Sandbox {
     /// Whether `offenders` has ever held a connection: until one crashes the plugin, a
     /// call does not lock the map to look itself up.
     any_offenders: AtomicBool,
+    /// Channels whose last outbound call proved slow: the next one starts off the workers
+    /// ([`offload`]). At most [`SLOW_CHANNELS`]; a full set starts over.
+    slow_channels: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Whether `slow_channels` has ever held one: until then no call locks it.
+    any_slow_channels: AtomicBool,
 }
+
+/// Slow channels remembered per plugin.
+const SLOW_CHANNELS: usize = 1024;
 
 /// Connections with a crash streak kept before forgotten ones are swept.
 const OFFENDERS_SWEEP: usize = 1024;
@@ -288,15 +300,19 @@ impl Sandbox {
             memory: config.memory.bytes(),
             table_elements: config.max_table_elements,
             core_instances: config.max_core_instances,
-            shards: (0..config.instances).map(|_| Mutex::default()).collect(),
-            spare: (0..config.instances).map(|_| Mutex::default()).collect(),
+            shards: (0..config.instances).map(|_| Arc::default()).collect(),
+            spare: (0..config.instances).map(|_| Arc::default()).collect(),
             spare_turns: (0..config.instances).map(|_| Turn::default()).collect(),
             offenders: Default::default(),
             any_offenders: Default::default(),
+            slow_channels: Default::default(),
+            any_slow_channels: Default::default(),
         };
         let (instance, hooks) = sandbox.instantiate(Turn::default()).await.map_err(fail)?;
         sandbox.hooks = hooks;
-        sandbox.shards[0].get_mut().instance = Some(instance);
+        if let Some(first) = Arc::get_mut(&mut sandbox.shards[0]) {
+            first.get_mut().instance = Some(instance);
+        }
         Ok(sandbox)
     }
 
@@ -357,8 +373,8 @@ impl Sandbox {
     }
 
     /// `on-connect` on the instance of the request's connection.
-    pub async fn on_connect(&self, request: &ConnectRequest) -> Result<ConnectVerdict, Failure> {
-        match self.call(request.connection.id, Call::Connect(request)).await? {
+    pub async fn on_connect(self: &Arc<Self>, request: &ConnectRequest) -> Result<ConnectVerdict, Failure> {
+        match self.call(request.connection.id, Call::Connect(request.clone())).await.1? {
             Reply::Connect(verdict) => Ok(verdict),
             _ => Err(Failure::Trap),
         }
@@ -366,29 +382,49 @@ impl Sandbox {
 
     /// `on-subscribe` on the connection's instance.
     pub async fn on_subscribe(
-        &self,
+        self: &Arc<Self>,
         connection: &Connection,
         channel: &str,
     ) -> Result<SubscribeVerdict, Failure> {
-        match self.call(connection.id, Call::Subscribe(connection, channel)).await? {
+        let call = Call::Subscribe(connection.clone(), channel.into());
+        match self.call(connection.id, call).await.1? {
             Reply::Subscribe(verdict) => Ok(verdict),
             _ => Err(Failure::Trap),
         }
     }
 
     /// `on-inbound` on the instance for `key` (the connection id, or a counter for
-    /// backend messages).
-    pub async fn on_inbound(&self, key: u64, message: &InboundMessage) -> Result<InboundVerdict, Failure> {
-        match self.call(key, Call::Inbound(message)).await? {
+    /// backend messages). The message moves into the call and back.
+    pub async fn on_inbound(
+        self: &Arc<Self>,
+        key: u64,
+        message: &mut InboundMessage,
+    ) -> Result<InboundVerdict, Failure> {
+        let moved = std::mem::replace(message, no_inbound());
+        let (call, reply) = self.call(key, Call::Inbound(moved)).await;
+        if let Call::Inbound(back) = call {
+            *message = back;
+        }
+        match reply? {
             Reply::Inbound(verdict) => Ok(verdict),
             _ => Err(Failure::Trap),
         }
     }
 
     /// `on-outbound` on the instance for the message's offset. (Keying by channel instead
-    /// measured twice the CPU per delivery in the chat scenario, BENCHMARKS.md.)
-    pub async fn on_outbound(&self, message: &OutboundMessage) -> Result<OutboundVerdict, Failure> {
-        match self.call(message.offset, Call::Outbound(message)).await? {
+    /// measured twice the CPU per delivery in the chat scenario, BENCHMARKS.md.) The
+    /// message moves into the call and back.
+    pub async fn on_outbound(
+        self: &Arc<Self>,
+        message: &mut OutboundMessage,
+    ) -> Result<OutboundVerdict, Failure> {
+        let key = message.offset;
+        let moved = std::mem::replace(message, no_outbound());
+        let (call, reply) = self.call(key, Call::Outbound(moved)).await;
+        if let Call::Outbound(back) = call {
+            *message = back;
+        }
+        match reply? {
             Reply::Outbound(verdict) => Ok(verdict),
             _ => Err(Failure::Trap),
         }
@@ -396,18 +432,19 @@ impl Sandbox {
 
     /// `on-disconnect` on the connection's instance.
     pub async fn on_disconnect(
-        &self,
+        self: &Arc<Self>,
         connection: &Connection,
         reason: DisconnectReason,
     ) -> Result<(), Failure> {
-        self.call(connection.id, Call::Disconnect(connection, reason)).await.map(drop)
+        self.call(connection.id, Call::Disconnect(connection.clone(), reason)).await.1.map(drop)
     }
 
-    /// Runs one hook on the instance for `key` under the CPU deadline. A failed call drops
-    /// the instance; the next call rebuilds it, after a back-off when it keeps crashing.
-    /// The shard's lock is asynchronous: a call waiting for a busy instance waits as a
-    /// future, never on a thread.
-    async fn call(&self, key: u64, call: Call<'_>) -> Result<Reply, Failure> {
+    /// Runs one hook on the instance for `key` under the CPU deadline, and gives its
+    /// arguments back. A failed call drops the instance; the next call rebuilds it, after
+    /// a back-off when it keeps crashing. The shard's lock is asynchronous: a call waiting
+    /// for a busy instance waits as a future, never on a thread. Guest code runs through
+    /// [`offload`], so a slow call (or rebuild) finishes off the workers.
+    async fn call(self: &Arc<Self>, key: u64, call: Call) -> (Call, Result<Reply, Failure>) {
         let hook = call.hook();
         let spare = !call.of_connection();
         let pool = if spare { &self.spare } else { &self.shards };
@@ -423,22 +460,23 @@ impl Sandbox {
                 .is_some_and(|s| s.backing_off(Instant::now()))
         {
             self.metrics.record(hook, Outcome::BackingOff, None);
-            return Err(Failure::BackingOff);
+            return (call, Err(Failure::BackingOff));
         }
         // Uncontended, as most calls are: take it without building the waiting future.
-        let mut shard = match pool[index].try_lock() {
+        let mut shard = match pool[index].clone().try_lock_owned() {
             Ok(shard) => shard,
             Err(_) if spare => self.wait_spare(&mut index).await,
-            Err(_) => pool[index].lock().await,
+            Err(_) => pool[index].clone().lock_owned().await,
         };
         let mut now = Instant::now();
         if shard.instance.is_none() {
             if shard.streak.backing_off(now) {
                 self.metrics.record(hook, Outcome::BackingOff, None);
-                return Err(Failure::BackingOff);
+                return (call, Err(Failure::BackingOff));
             }
             let turn = if spare { self.spare_turns[index].clone() } else { Turn::default() };
-            let built = self.instantiate(turn).await;
+            let (sandbox, watched) = (self.clone(), turn.clone());
+            let built = offload(&watched, false, async move { sandbox.instantiate(turn).await }).await.0;
             now = Instant::now();
             match built {
                 Ok((instance, _)) => shard.instance = Some(instance),
@@ -446,25 +484,27 @@ impl Sandbox {
                     tracing::warn!(plugin = &*self.name, %hook, reason, "plugin instance could not be rebuilt");
                     shard.crashed(now, None);
                     self.metrics.record(hook, Outcome::Error, None);
-                    return Err(Failure::Trap);
+                    return (call, Err(Failure::Trap));
                 }
             }
         }
-        let Some(Instance { store, plugin }) = shard.instance.as_mut() else {
+        let Some(turn) = shard.instance.as_ref().map(|i| i.store.data().turn.clone()) else {
             self.metrics.record(hook, Outcome::Error, None);
-            return Err(Failure::Trap);
+            return (call, Err(Failure::Trap));
         };
-        store.data().output.running(hook);
-        let running = super::ticks::start(store.data_mut(), self.deadline, now);
-        store.set_epoch_deadline(1);
-        let result = bounded(self.deadline, self.run(plugin, store, call)).await;
-        drop(running);
+        let known_slow = self.known_slow(&call);
+        let job = self.clone().guest(shard, call, now, known_slow);
+        let ((mut shard, call, result, slow), _) = offload(&turn, known_slow, job).await;
         let elapsed = now.elapsed();
-        store.data().output.finish();
+        if slow != known_slow
+            && let Call::Outbound(message) = &call
+        {
+            self.note_slow(&message.channel, slow);
+        }
         let (error, stuck) = match result {
             Ok(Ok(reply)) => {
                 self.metrics.record(hook, Outcome::Ok, Some(elapsed));
-                return Ok(reply);
+                return (call, Ok(reply));
             }
             Ok(Err(error)) => (error, false),
             Err(_) => (wasmtime::Error::msg("the call ran past its deadline waiting in a host call"), true),
@@ -477,7 +517,7 @@ impl Sandbox {
         if let Some(failure) = refused {
             self.metrics.record(hook, Outcome::Error, Some(elapsed));
             tracing::warn!(plugin = &*self.name, %hook, error = %error, "plugin output refused; its instance is kept");
-            return Err(failure);
+            return (call, Err(failure));
         }
         let timed_out = stuck || matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt));
         let (failure, outcome) =
@@ -499,7 +539,56 @@ impl Sandbox {
             error = format!("{error:#}"),
             "plugin call failed; its instance will be rebuilt"
         );
-        Err(failure)
+        (call, Err(failure))
+    }
+
+    /// The guest part of [`Sandbox::call`], owning what it uses so that it can finish on
+    /// another thread; gives the shard and the arguments back, and whether the call
+    /// proved slow. A call `known_slow` is marked slow from its start.
+    async fn guest(
+        self: Arc<Self>,
+        mut shard: OwnedMutexGuard<Shard>,
+        call: Call,
+        now: Instant,
+        known_slow: bool,
+    ) -> (OwnedMutexGuard<Shard>, Call, Result<wasmtime::Result<Reply>, Elapsed>, bool) {
+        let (result, slow) = match shard.instance.as_mut() {
+            Some(Instance { store, plugin }) => {
+                store.data().output.running(call.hook());
+                let running = super::ticks::start(store.data_mut(), self.deadline, now);
+                if known_slow {
+                    store.data().turn.mark_slow();
+                }
+                store.set_epoch_deadline(1);
+                let result = bounded(self.deadline, self.run(plugin, store, &call)).await;
+                let slow = super::ticks::proved_slow(store.data());
+                drop(running);
+                store.data().output.finish();
+                (result, slow)
+            }
+            None => (Ok(Err(wasmtime::Error::msg("no instance"))), false),
+        };
+        (shard, call, result, slow)
+    }
+
+    /// Whether `call` is outbound on a channel whose last call proved slow.
+    fn known_slow(&self, call: &Call) -> bool {
+        let Call::Outbound(message) = call else { return false };
+        self.any_slow_channels.load(Ordering::Relaxed)
+            && self.slow_channels.lock().unwrap_or_else(|e| e.into_inner()).contains(&message.channel)
+    }
+
+    fn note_slow(&self, channel: &str, slow: bool) {
+        let mut channels = self.slow_channels.lock().unwrap_or_else(|e| e.into_inner());
+        if !slow {
+            channels.remove(channel);
+            return;
+        }
+        if channels.len() >= SLOW_CHANNELS {
+            channels.clear();
+        }
+        channels.insert(channel.to_owned());
+        self.any_slow_channels.store(true, Ordering::Relaxed);
     }
 
     /// Waits for the busy `spare` instance `index`, unless the call holding it is slow
@@ -508,9 +597,9 @@ impl Sandbox {
     /// in the instance's queue, so under ordinary load (short calls queued behind short
     /// calls) nothing changes. (Taking any free instance at once measured 45% more CPU per
     /// delivery in the chat scenario, BENCHMARKS.md.)
-    async fn wait_spare(&self, index: &mut usize) -> MutexGuard<'_, Shard> {
+    async fn wait_spare(&self, index: &mut usize) -> OwnedMutexGuard<Shard> {
         let turn = &self.spare_turns[*index];
-        let mut acquire = std::pin::pin!(self.spare[*index].lock());
+        let mut acquire = std::pin::pin!(self.spare[*index].clone().lock_owned());
         let mut slowed = std::pin::pin!(turn.slowed());
         slowed.as_mut().enable();
         if !turn.is_slow() {
@@ -522,7 +611,7 @@ impl Sandbox {
         }
         let n = self.spare.len();
         for other in (1..n).map(|i| (*index + i) % n) {
-            if let Ok(shard) = self.spare[other].try_lock() {
+            if let Ok(shard) = self.spare[other].clone().try_lock_owned() {
                 *index = other;
                 return shard;
             }
@@ -534,7 +623,7 @@ impl Sandbox {
         &self,
         plugin: &Plugin,
         store: &mut Store<HostState>,
-        call: Call<'_>,
+        call: &Call,
     ) -> wasmtime::Result<Reply> {
         let handler = plugin;
         Ok(match call {
@@ -559,10 +648,34 @@ impl Sandbox {
                 Reply::Outbound(verdict)
             }
             Call::Disconnect(connection, reason) => {
-                handler.call_on_disconnect(store, connection, reason).await?;
+                handler.call_on_disconnect(store, connection, *reason).await?;
                 Reply::Disconnect
             }
         })
+    }
+}
+
+/// What an inbound message's place holds while the message is in a call: nothing
+/// allocated.
+fn no_inbound() -> InboundMessage {
+    InboundMessage {
+        origin: super::bindings::Origin::Backend,
+        connection: None,
+        channel: String::new(),
+        data: String::new(),
+        tags: Vec::new(),
+    }
+}
+
+/// The same for an outbound message.
+fn no_outbound() -> OutboundMessage {
+    OutboundMessage {
+        channel: String::new(),
+        offset: 0,
+        data: String::new(),
+        meta: None,
+        publisher: None,
+        tags: Vec::new(),
     }
 }
 

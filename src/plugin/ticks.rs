@@ -1,40 +1,26 @@
 //! What a running guest call does on each epoch tick: spend one tick of its deadline,
-//! yield to the executor, and — once it has proved slow — take turns with other slow
-//! calls, so that slow plugin calls never occupy every tokio worker, and tell the calls
-//! queued for its instance to find another.
+//! yield to the executor, and note when it has proved slow, so that the rest of it moves
+//! off the workers ([`super::offload`]) and the calls queued for its instance find another.
 //!
-//! Why: a guest call yields on every tick, but yielding alone still let two 15 ms calls
-//! hold both workers of a two-core machine between their yields, and fast channels queued
-//! for an instance behind a call that had only just started (BENCHMARKS.md, "A slow
-//! plugin's neighbours"). A call is slow once it has *run* for [`SLOW_RUN`]: time spent
-//! yielded (queued for a worker, waiting for a turn) does not count, so a fast call that an
-//! overloaded machine keeps waiting is not mistaken for a slow one; and it takes two ticks,
-//! so a fast call that the operating system preempted once is not either. At most
-//! `workers - 1` slow calls (at least one) run guest code at any moment; the others wait
-//! as futures, without spending their deadline, which counts ticks seen while running.
+//! A call is slow once it has *run* for [`SLOW_RUN`]: time spent yielded (queued for a
+//! worker) does not count, so a fast call that an overloaded machine keeps waiting is not
+//! mistaken for a slow one; and it takes two ticks, so a fast call that the operating
+//! system preempted once is not either. (Counting wall time, or ticks seen, funnelled
+//! merely queued calls off the workers and collapsed the chat scenario, BENCHMARKS.md.)
 
 use super::host::HostState;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use wasmtime::UpdateDeadline;
 
 /// Running time after which a call is slow.
 pub const SLOW_RUN: Duration = Duration::from_millis(1);
-
-/// The process's slow turns: one fewer than the cores the runtime uses, at least one.
-fn turns() -> &'static Arc<Semaphore> {
-    static TURNS: OnceLock<Arc<Semaphore>> = OnceLock::new();
-    TURNS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Arc::new(Semaphore::new(cores.saturating_sub(1).max(1)))
-    })
-}
 
 /// Microseconds since the first call of this process, for [`Turn`]'s clock fields.
 fn micros(at: Instant) -> u64 {
@@ -43,9 +29,9 @@ fn micros(at: Instant) -> u64 {
     u64::try_from(at.saturating_duration_since(base).as_micros()).unwrap_or(u64::MAX)
 }
 
-/// One instance's running call as the epoch callback sees it: when it last resumed,
-/// whether it has proved slow, and the slow turn it holds. A `spare` instance keeps its
-/// `Turn` across rebuilds, so that callers can watch it.
+/// One instance's running call as the epoch callback sees it: when it last resumed and
+/// whether it has proved slow. A `spare` instance keeps its `Turn` across rebuilds, so
+/// that callers can watch it.
 #[derive(Default, Clone)]
 pub struct Turn(Arc<Held>);
 
@@ -57,17 +43,9 @@ struct Held {
     slow: AtomicBool,
     /// Told when a call turns slow.
     slowed: Notify,
-    /// Whether `permit` holds one: most calls never take a turn, and releasing then costs
-    /// one load, not a lock.
-    any: AtomicBool,
-    permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 impl Turn {
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<OwnedSemaphorePermit>> {
-        self.0.permit.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Whether the call running on this instance has proved slow.
     pub fn is_slow(&self) -> bool {
         self.0.slow.load(Ordering::Acquire)
@@ -79,18 +57,20 @@ impl Turn {
         self.0.slowed.notified()
     }
 
+    /// Marks the running call slow before it has proved so (a channel whose last call was
+    /// slow), so that calls queued for its instance find another at once.
+    pub fn mark_slow(&self) {
+        if !self.0.slow.swap(true, Ordering::AcqRel) {
+            self.0.slowed.notify_waiters();
+        }
+    }
+
     /// Marks the start of a call at `now`; returns a guard that ends it when dropped
     /// (a call's future may be dropped mid-call when its connection goes away, and a slow
-    /// turn must never outlive its call).
+    /// slow mark must never outlive its call).
     pub fn start(&self, now: Instant) -> CallGuard {
         self.0.resumed.store(micros(now), Ordering::Relaxed);
         CallGuard(self.clone())
-    }
-
-    fn release(&self) {
-        if self.0.any.swap(false, Ordering::AcqRel) {
-            drop(self.slot().take());
-        }
     }
 
     /// Yields through tokio's LIFO slot (the task wakes itself and resumes soon), then
@@ -103,17 +83,12 @@ impl Turn {
         })
     }
 
-    /// Gives back the turn it holds, yields to the back of the worker's queue, waits for a
-    /// turn (tokio's semaphore is first come, first served, so slow calls take turns tick
+    /// Yields to the back of the queue (on the slow runtime, slow calls take turns tick
     /// by tick), then notes when it resumed.
     fn next(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        self.release();
         let turn = self.clone();
         Box::pin(async move {
             tokio::task::yield_now().await;
-            let permit = turns().clone().acquire_owned().await.ok();
-            *turn.slot() = permit;
-            turn.0.any.store(true, Ordering::Release);
             turn.0.resumed.store(micros(Instant::now()), Ordering::Relaxed);
         })
     }
@@ -125,7 +100,6 @@ pub struct CallGuard(Turn);
 impl Drop for CallGuard {
     fn drop(&mut self) {
         self.0.0.slow.store(false, Ordering::Release);
-        self.0.release();
     }
 }
 
@@ -148,7 +122,8 @@ impl Future for WakeOnce {
 /// adds the time it ran since it last resumed and yields: at once while it has run less
 /// than [`SLOW_RUN`] (a call that merely straddles a tick resumes soon and keeps its
 /// instance only briefly; a yield to the back of the queue for every call measured worse
-/// in the chat scenario), through a slow turn after that.
+/// in the chat scenario), to the back of the queue once it is slow: the yield that
+/// [`super::offload`] takes to move it.
 pub fn on_tick(state: &mut HostState) -> UpdateDeadline {
     if state.ticks_left <= 1 {
         return UpdateDeadline::Interrupt;
@@ -160,13 +135,17 @@ pub fn on_tick(state: &mut HostState) -> UpdateDeadline {
     state.ticks_seen += 1;
     // Two ticks as well: a fast call that the operating system preempted once shows a
     // long run at its one tick, and finishes right after it.
-    if state.ran < SLOW_RUN || state.ticks_seen < 2 {
+    if !proved_slow(state) {
         return UpdateDeadline::YieldCustom(1, state.turn.quick());
     }
-    if !held.slow.swap(true, Ordering::AcqRel) {
-        held.slowed.notify_waiters();
-    }
+    state.turn.mark_slow();
     UpdateDeadline::YieldCustom(1, state.turn.next())
+}
+
+/// Whether the call that last ran in `state` proved slow (whatever [`Turn::mark_slow`]
+/// said beforehand).
+pub fn proved_slow(state: &HostState) -> bool {
+    state.ran >= SLOW_RUN && state.ticks_seen >= 2
 }
 
 /// Readies `state` for a call of at most `ticks` starting at `now`; the guard ends it.
