@@ -100,9 +100,9 @@ fn spinner(until: Instant, idle: bool) {
     let mut next = Instant::now();
     while next < until {
         let start = Instant::now();
-        while start.elapsed() < Duration::from_millis(15) {
-            std::hint::spin_loop();
-        }
+        // As the plugin spins: reading the clock, without the `pause` hint (wasm has
+        // none), which in a VM may hand the physical CPU back to the host.
+        while start.elapsed() < Duration::from_millis(15) {}
         next += period;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
